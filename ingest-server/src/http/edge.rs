@@ -1,0 +1,126 @@
+//! The edge worker's channel (see `tally_core::edge` for the protocol): signed batches of
+//! already-enriched events, and the list of registered sites.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use tally_core::edge::{self, EdgeBatch, MAX_SKEW_S};
+use tally_core::visitor::visitor_from_hex;
+
+use super::collect::{read_body, refusal_error, write};
+use super::error::ApiError;
+use crate::app::App;
+use crate::enrich::{to_new_event, Sender};
+use crate::pipeline::Outcome;
+
+/// Checks the request's signature and, for writes, that it was not seen before.
+async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    write: bool,
+) -> Result<(), ApiError> {
+    let Some(secret) = &app.config.edge_secret else {
+        return Err(ApiError::NotFound(
+            "the edge channel is off: TALLY_EDGE_SECRET is not set".into(),
+        ));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = header(edge::SIGNATURE_HEADER);
+    let now = crate::now_ms();
+    edge::verify(
+        secret,
+        header(edge::TIMESTAMP_HEADER),
+        signature,
+        body,
+        now / 1000,
+    )
+    .map_err(|e| {
+        app.metrics.reject("edge_auth", 1);
+        tracing::warn!(reason = %e, "edge request refused");
+        ApiError::Unauthorized(e.to_string())
+    })?;
+    let signature = signature.unwrap_or_default();
+    if write && !app.store.remember_signature(signature, now).await? {
+        app.metrics.reject("edge_replay", 1);
+        tracing::warn!("replayed edge request refused");
+        return Err(ApiError::Unauthorized(
+            "request was already received (replay)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How long accepted signatures are remembered: longer than the allowed clock skew both ways.
+pub const SIGNATURE_MEMORY_MS: i64 = 2 * MAX_SKEW_S * 1000 + 60_000;
+
+pub async fn batch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Outcome>, ApiError> {
+    let received_at = crate::now_ms();
+    let body = read_body(&headers, body, edge::MAX_BATCH_BYTES).await?;
+    authenticate(&app, &headers, &body, true).await?;
+    let batch: EdgeBatch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed batch: {e}")))?;
+    if batch.events.len() > edge::MAX_BATCH_EVENTS {
+        return Err(ApiError::BadRequest(format!(
+            "events: at most {} per batch",
+            edge::MAX_BATCH_EVENTS
+        )));
+    }
+    let mut events = Vec::with_capacity(batch.events.len());
+    let mut unknown = 0u64;
+    for (i, e) in batch.events.into_iter().enumerate() {
+        let bad = |field: &str, reason: &str| {
+            ApiError::BadRequest(format!("events[{i}].{field}: {reason}"))
+        };
+        let mut event = e.event;
+        event
+            .validate()
+            .map_err(|(field, reason)| bad(field, &reason))?;
+        let visitor =
+            visitor_from_hex(&e.visitor).ok_or_else(|| bad("visitor", "must be 16 hex digits"))?;
+        let device = tally_core::agent::Device::parse(&e.device)
+            .ok_or_else(|| bad("device", "must be desktop, mobile or tablet"))?;
+        let site = e.site.trim().to_ascii_lowercase();
+        let Some(site_id) = app.sites.id(&app.store, &site).await? else {
+            // The site was removed after the edge accepted the event: drop it, counted.
+            unknown += 1;
+            continue;
+        };
+        let sender = Sender {
+            site_id,
+            site,
+            visitor,
+            country: e.country.as_deref().and_then(crate::enrich::country_code),
+            browser: e.browser,
+            os: e.os,
+            device: device.as_str().to_string(),
+            received_at,
+            edge: Some((e.edge_at.min(received_at), batch.batch.clone())),
+        };
+        events.push(to_new_event(event, i, &sender, &app.config.redact).map_err(refusal_error)?);
+    }
+    if unknown > 0 {
+        app.metrics.reject("unknown_site", unknown);
+    }
+    let outcome = write(&app, events, "edge").await?;
+    tracing::info!(batch = %batch.batch, accepted = outcome.accepted, duplicates = outcome.duplicates, "edge batch stored");
+    Ok(Json(outcome))
+}
+
+pub async fn sites(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authenticate(&app, &headers, b"", false).await?;
+    let sites: Vec<String> = app
+        .store
+        .sites()
+        .await?
+        .into_iter()
+        .map(|s| s.domain)
+        .collect();
+    Ok(Json(json!({ "sites": sites })))
+}

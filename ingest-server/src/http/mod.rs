@@ -1,0 +1,47 @@
+//! The HTTP boundary: [`router`] builds every route over an [`App`]; binding and serving are
+//! the caller's (see `crate::serve`), so tests drive the router without a socket.
+//!
+//! - [`collect`]: `POST /api/event` (CONTRACT §2).
+//! - [`edge`]: the edge worker's signed batch endpoint and site list.
+//! - [`ops`]: `/healthz`, `/metrics`, `/api/sites`.
+//! - [`assets`]: the tracker and the admin page.
+//! - [`error`], [`auth`]: the error type and the stats key check.
+
+pub mod assets;
+pub mod auth;
+pub mod collect;
+pub mod edge;
+pub mod error;
+pub mod ops;
+
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::app::App;
+
+pub fn router(app: App) -> Router {
+    let sites = app.sites.clone();
+    // Beacons are `text/plain` and need no preflight; CORS still has to allow the site's
+    // origin for `fetch` to read the answer. Only registered sites' origins are allowed.
+    let cors = CorsLayer::new()
+        .allow_methods([Method::POST])
+        .allow_headers([axum::http::header::CONTENT_TYPE])
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin
+                .to_str()
+                .ok()
+                .and_then(collect::url_host)
+                .is_some_and(|host| sites.knows_host(&host))
+        }));
+    Router::new()
+        .route("/api/event", post(collect::collect).layer(cors))
+        .route(tally_core::edge::BATCH_PATH, post(edge::batch))
+        .route("/api/edge/sites", get(edge::sites))
+        .route("/api/sites", get(ops::sites))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .merge(assets::router(&app))
+        .with_state(app)
+}

@@ -1,0 +1,102 @@
+//! Tally's ingest server: it collects events from browsers (`POST /api/event`) and from the
+//! edge worker (signed batches), deduplicates them by their browser-made id, commits them in
+//! batches, and serves the stats API, the tracker and the admin page.
+//!
+//! The data flow, and where each part lives:
+//!
+//! - [`config`]: flags and environment → a validated [`config::Config`].
+//! - [`http`]: the router (`http::router`), one error type, the handlers.
+//! - [`enrich`]: a validated wire event + what the request tells → the row to store.
+//! - [`pipeline`]: the bounded queue and the group-committing writer.
+//! - [`store`]: SQLite / PostgreSQL, migrations, the batched idempotent insert.
+//! - [`maintenance`]: salt rotation, replay-guard expiry, retention, cache refresh.
+//! - [`app`]: the state handlers share.
+//!
+//! [`serve`] ties them together: it takes a bound listener and a shutdown future, so tests
+//! run real servers on port 0.
+
+pub mod app;
+pub mod config;
+pub mod enrich;
+pub mod http;
+pub mod maintenance;
+pub mod metrics;
+pub mod pipeline;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs the server on `listener` until `shutdown` resolves; then stops accepting, lets
+/// in-flight requests finish, writes every queued event, and returns.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url)
+        .await
+        .with_context(|| "opening the database")?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (pipeline, writer) =
+        Pipeline::start(store.clone(), metrics.clone(), config.pipeline.clone());
+    let app = App::new(config, store.clone(), pipeline, metrics)?;
+    app.sites.reload(&store).await?;
+    let maintenance = tokio::spawn(maintenance::run(app.clone()));
+
+    tracing::info!(addr = %listener.local_addr()?, "serving");
+    let router = http::router(app);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    tracing::info!("stopped accepting; writing queued events");
+    maintenance.abort();
+    // The router (and with it every pipeline handle) is gone: the writer drains and stops.
+    writer.await.context("the writer task failed")?;
+    store.close().await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,42 @@
+//! Background upkeep: reload the site cache, delete salts older than 48 h, forget old edge
+//! signatures and quiet rate-limit entries, prune raw events past retention.
+
+use crate::app::{App, SITE_REFRESH};
+use crate::http::edge::SIGNATURE_MEMORY_MS;
+
+/// Runs until the task is aborted.
+pub async fn run(app: App) {
+    let mut tick = tokio::time::interval(SITE_REFRESH);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(e) = app.sites.reload(&app.store).await {
+            tracing::warn!(error = %e, "reloading sites");
+        }
+        // Every minute.
+        if n % 6 == 0 {
+            if let Err(e) = once_a_minute(&app).await {
+                tracing::warn!(error = %e, "maintenance");
+            }
+        }
+        n += 1;
+    }
+}
+
+async fn once_a_minute(app: &App) -> Result<(), crate::store::StoreError> {
+    let now = crate::now_ms();
+    let salts = app.store.delete_old_salts(now).await?;
+    if salts > 0 {
+        tracing::info!(salts, "deleted old visitor salts");
+    }
+    app.store
+        .forget_signatures(now, SIGNATURE_MEMORY_MS)
+        .await?;
+    app.forget_quiet_ips();
+    let cutoff = now - i64::from(app.config.retention_days) * 86_400_000;
+    let pruned = app.store.prune_events(cutoff).await?;
+    if pruned > 0 {
+        tracing::info!(events = pruned, "pruned raw events past retention");
+    }
+    Ok(())
+}
