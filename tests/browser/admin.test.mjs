@@ -1,0 +1,405 @@
+// The admin page (www/) in real headless Chromium.
+//
+//   node --test tests/browser/admin.test.mjs
+//
+// Against a real ingest server when target/debug/ingest-server (or $TALLY_INGEST_BIN) answers
+// the stats API; otherwise against tests/browser/fixture-api.mjs, which serves www/ with the
+// same security headers and fixed JSON full of hostile strings. TALLY_ADMIN_TEST=fixture forces
+// the fixture. Screenshots go to tests/artifacts/admin-desktop.png and admin-phone.png.
+
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+import { HOSTILE_IMG, HOSTILE_SCRIPT, startFixture } from './fixture-api.mjs';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ARTIFACTS = join(ROOT, 'tests/artifacts');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TZ = 'Europe/Berlin';
+const SITE = 'example.com';
+const run = promisify(execFile);
+
+let browser;
+let target; // {mode: 'fixture' | 'server', url, key, close()}
+
+// ---- the server under test -----------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(url, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      if (r.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > end) throw new Error(`${url} did not come up`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Starts target/debug/ingest-server with a fresh database if it serves the stats API; else null. */
+async function startIngestServer() {
+  const bin = process.env.TALLY_INGEST_BIN || join(ROOT, 'target/debug/ingest-server');
+  if (process.env.TALLY_ADMIN_TEST === 'fixture' || !existsSync(bin)) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'tally-admin-'));
+  const port = await freePort();
+  const env = { ...process.env, DATABASE_URL: `sqlite://${join(dir, 'tally.db')}`, TALLY_LISTEN: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
+  let child = null;
+  try {
+    await run(bin, ['migrate'], { env, cwd: ROOT }).catch(() => {});
+    await run(bin, ['site', 'add', SITE], { env, cwd: ROOT });
+    const { stdout } = await run(bin, ['key', 'create'], { env, cwd: ROOT });
+    const key = stdout.split(/\s+/).filter((w) => w.length >= 16).pop();
+    if (!key) throw new Error('no key printed by `key create`');
+    child = spawn(bin, ['serve'], { env, cwd: ROOT, stdio: 'ignore' });
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(`${url}/healthz`, 20000);
+    const probe = await fetch(`${url}/api/stats/summary?site=${SITE}`, { headers: { Authorization: `Bearer ${key}` } });
+    if (probe.status !== 200) throw new Error(`stats API answered ${probe.status}`);
+    await seed(url);
+    const page = await fetch(`${url}/`).then((r) => r.text()).catch(() => '');
+    const stop = async () => {
+      child.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    };
+    if (page.includes('id="dashboard"')) return { mode: 'server', url, key, close: stop };
+    // The server does not serve www/ (yet): serve it from the fixture, proxying /api/* to it.
+    const fx = await startFixture({ upstream: url });
+    return { mode: 'server', url: fx.url, key, close: async () => { await fx.close(); await stop(); } };
+  } catch (err) {
+    console.log(`# admin page tests use the fixture API (ingest server not usable: ${err.message})`);
+    if (child) child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+}
+
+/** Sends events with hostile strings in every field a tracked page controls (CONTRACT §2). */
+async function seed(url) {
+  const ts = Date.now() - 60000;
+  const id = (i) => `01JD3Z6Q8R9S0T1V2W3X4Y${String(i).padStart(4, '0')}`;
+  const events = [
+    { kind: 'pageview', url: `https://${SITE}/`, referrer: 'https://news.ycombinator.com/', screen: 1440 },
+    { kind: 'pageview', url: `https://${SITE}/${HOSTILE_IMG}`, referrer: '', screen: 1440 },
+    { kind: 'pageview', url: `https://${SITE}/blog?utm_source=${encodeURIComponent(HOSTILE_IMG)}`, referrer: '', screen: 390 },
+    { kind: 'event', name: HOSTILE_IMG, props: { plan: HOSTILE_IMG }, url: `https://${SITE}/pricing` },
+    { kind: 'event', name: 'Signup', props: { plan: 'pro' }, url: `https://${SITE}/pricing` },
+  ].map((e, i) => ({ id: id(i), user: false, ts: ts + i * 1000, ...e }));
+  const r = await fetch(`${url}/api/event`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'text/plain;charset=UTF-8', Origin: `https://${SITE}`,
+      'User-Agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36',
+    },
+    body: JSON.stringify({ site: SITE, events }),
+  });
+  if (r.status !== 202) throw new Error(`seeding events answered ${r.status}`);
+  await new Promise((res) => setTimeout(res, 1500)); // let the writer flush
+}
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  target = await startIngestServer();
+  if (!target) {
+    const fx = await startFixture({ key: 'test-key' });
+    target = { mode: 'fixture', url: fx.url, key: 'test-key', close: fx.close };
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (target) await target.close();
+});
+
+// ---- helpers -------------------------------------------------------------------------------
+
+/**
+ * Opens the page in a fresh context. With `key`, the key is already in sessionStorage.
+ * Collects console errors, page errors and CSP violations into `problems`.
+ */
+async function open({ width = 1280, height = 900, key = target.key, path = `/?site=${SITE}`, allow = [] } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, timezoneId: TZ, locale: 'en-US', acceptDownloads: true });
+  await context.addInitScript((k) => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      (window.__csp = window.__csp || []).push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+    if (k) sessionStorage.setItem('tally.key', k);
+  }, key || '');
+  const page = await context.newPage();
+  const problems = [];
+  const requests = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !allow.some((re) => re.test(m.text()))) problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('request', (r) => { if (r.url().includes('/api/')) requests.push(r); });
+  await page.goto(target.url + path);
+  return { context, page, problems, requests };
+}
+
+async function ready(page) {
+  await page.waitForSelector('.card-value[data-value]:not([data-value=""])');
+  await page.waitForSelector('.breakdown-table');
+  await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'));
+}
+
+async function finish({ context, page, problems }) {
+  const csp = await page.evaluate(() => window.__csp || []);
+  const pwned = await page.evaluate(() => window.__pwned);
+  await context.close();
+  assert.deepEqual(csp, [], 'no CSP violations');
+  assert.deepEqual(problems, [], 'no console errors');
+  assert.equal(pwned, undefined, 'no injected script ran');
+}
+
+/** The same request the page made, sent from here with the key: what the API says. */
+async function apiAnswer(request) {
+  const r = await fetch(request.url(), { headers: { Authorization: `Bearer ${target.key}` } });
+  assert.equal(r.status, 200, request.url());
+  return r.json();
+}
+
+const lastRequest = (requests, path) => [...requests].reverse().find((r) => new URL(r.url()).pathname === path);
+const digits = (s) => s.replace(/[^\d]/g, '');
+
+// ---- tests ---------------------------------------------------------------------------------
+
+describe(`admin page (${process.env.TALLY_ADMIN_TEST === 'fixture' ? 'fixture' : 'auto'})`, () => {
+  test('asks for the key, refuses a wrong one (401), then loads', async () => {
+    const s = await open({ key: '', allow: [/status of 401/] });
+    const { page } = s;
+    const dialog = page.locator('dialog#connect');
+    await dialog.waitFor({ state: 'visible' });
+    await page.fill('#api-key', 'not-the-key');
+    await page.click('dialog button[type=submit]');
+    await page.waitForFunction(() => /not accept/.test(document.querySelector('.dialog-message').textContent));
+    assert.ok(await dialog.isVisible(), 'the dialog stays open after a 401');
+    await page.fill('#api-key', target.key);
+    await page.click('dialog button[type=submit]');
+    await ready(page);
+    assert.equal(await dialog.isVisible(), false);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('tally.key')), target.key);
+    await finish(s);
+  });
+
+  test('a stale key in the session gets the key prompt back', async () => {
+    const s = await open({ key: 'expired-key', allow: [/status of 401/] });
+    await s.page.locator('dialog#connect').waitFor({ state: 'visible' });
+    assert.match(await s.page.textContent('.dialog-message'), /not accepted/);
+    assert.equal(await s.page.evaluate(() => sessionStorage.getItem('tally.key')), null);
+    await finish(s);
+  });
+
+  test('the numbers on the page equal the API\'s; the chart shows values on hover', async () => {
+    const s = await open();
+    const { page, requests } = s;
+    await ready(page);
+
+    const summaryReq = lastRequest(requests, '/api/stats/summary');
+    const q = new URL(summaryReq.url()).searchParams;
+    assert.equal(q.get('site'), SITE);
+    assert.equal(q.get('tz'), TZ);
+    assert.match(q.get('from'), /^\d{4}-\d{2}-\d{2}$/);
+    assert.equal(summaryReq.headers().authorization, `Bearer ${target.key}`);
+    const summary = await apiAnswer(summaryReq);
+    for (const key of ['visitors', 'visits', 'pageviews', 'events']) {
+      const card = page.locator(`.card[data-metric="${key}"] .card-value`);
+      assert.equal(Number(await card.getAttribute('data-value')), summary[key], key);
+      assert.equal(digits(await card.textContent()), String(summary[key]), `${key} as shown`);
+    }
+    const bounce = await page.textContent('.card[data-metric="bounce_rate"] .card-value');
+    assert.equal(bounce, `${Math.round(summary.bounce_rate * 100)}%`);
+
+    const pagesReq = requests.find((r) => r.url().includes('/api/stats/breakdown') && new URL(r.url()).searchParams.get('dim') === 'page');
+    const pages = await apiAnswer(pagesReq);
+    const shown = await page.$$eval('.breakdown-table[data-dim="page"] tbody tr', (trs) => trs.map((tr) => ({
+      value: tr.querySelector('.row-filter').textContent,
+      visitors: Number(tr.querySelector('td').dataset.value),
+    })));
+    assert.deepEqual(shown, pages.map((r) => ({ value: r.value || '(none)', visitors: r.visitors })));
+
+    const series = await apiAnswer(lastRequest(requests, '/api/stats/timeseries'));
+    const over = page.locator('#chart .u-over');
+    const box = await over.boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const legend = await page.$$eval('#chart .u-legend .u-series', (rows) => rows.map((r) => r.querySelector('.u-value').textContent));
+    assert.equal(legend.length, 3);
+    assert.notEqual(legend[0], '–', 'hovering shows the time');
+    const visitorValues = series.map((r) => String(r.visitors));
+    assert.ok(visitorValues.includes(digits(legend[1])), `hover value ${legend[1]} is one of the series' visitors`);
+
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: join(ARTIFACTS, 'admin-desktop.png'), fullPage: true });
+    await finish(s);
+  });
+
+  test('hostile strings from tracked pages are shown as text and run nothing', async () => {
+    const s = await open({ path: `/?site=${SITE}&prop=plan` });
+    const { page } = s;
+    await ready(page);
+    const texts = [];
+    const tab = async (panelTitle, name) => {
+      const panel = page.locator('section.breakdown', { has: page.locator('h2', { hasText: panelTitle }) });
+      await panel.getByRole('tab', { name, exact: true }).click();
+      await panel.locator('.breakdown-table').waitFor();
+      await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'));
+      texts.push(...await panel.locator('.row-filter').allTextContents());
+    };
+    await tab('Events', 'Events');
+    await tab('Events', 'Properties');
+    assert.ok(texts.includes(HOSTILE_IMG), 'event name / prop value shown literally');
+    if (target.mode === 'fixture') {
+      await tab('Top sources', 'Referrers');
+      await tab('Top sources', 'UTM source');
+      await tab('Top sources', 'UTM campaign');
+      await tab('Top pages', 'Pages');
+      for (const needle of [`/${HOSTILE_IMG}`, `/${HOSTILE_SCRIPT}`]) assert.ok(texts.includes(needle), needle);
+      assert.ok(texts.filter((t) => t === HOSTILE_IMG).length >= 4, 'in referrer, UTM values, event and prop');
+      assert.match(await page.textContent('#monitors'), /<img src=x onerror=/);
+    }
+    const injected = await page.evaluate(() => ({
+      imgs: [...document.querySelectorAll('main img')].length,
+      scripts: [...document.querySelectorAll('script')].filter((e) => !/vendor\/uPlot|js\/main\.js/.test(e.src)).length,
+      pwned: window.__pwned,
+    }));
+    assert.deepEqual(injected, { imgs: 0, scripts: 0, pwned: undefined });
+    await finish(s);
+  });
+
+  test('clicking a row filters the whole page; back removes the filter', async () => {
+    const s = await open();
+    const { page, requests } = s;
+    await ready(page);
+    const row = page.locator('.breakdown-table[data-dim="browser"] tbody tr').first();
+    const value = await row.locator('.row-filter').textContent();
+    const filtered = page.waitForRequest((r) => r.url().includes('/api/stats/summary')
+      && new URL(r.url()).searchParams.get('filter[browser]') === value);
+    await row.locator('td').first().click();
+    await filtered;
+    await ready(page);
+    assert.equal(new URL(page.url()).searchParams.get('filter[browser]'), value);
+    assert.match(await page.textContent('#filters'), new RegExp(`Browser is ${value}`));
+    const after = requests.filter((r) => r.url().includes('/api/stats/'));
+    const last = after.slice(-5);
+    assert.ok(last.every((r) => new URL(r.url()).searchParams.get('filter[browser]') === value), 'later requests carry the filter');
+    const summary = await apiAnswer(lastRequest(requests, '/api/stats/summary'));
+    assert.equal(Number(await page.getAttribute('.card[data-metric="visitors"] .card-value', 'data-value')), summary.visitors);
+
+    await page.goBack();
+    await page.waitForFunction(() => !new URL(location.href).searchParams.has('filter[browser]'));
+    await ready(page);
+    assert.equal(await page.isVisible('#filters .chip'), false);
+    await finish(s);
+  });
+
+  test('keyboard: Tab reaches the period picker and a row; Enter filters', async () => {
+    const s = await open();
+    const { page } = s;
+    await ready(page);
+    const tabUntil = async (pred, max = 80) => {
+      for (let i = 0; i < max; i += 1) {
+        await page.keyboard.press('Tab');
+        if (await page.evaluate(pred)) return true;
+      }
+      return false;
+    };
+    assert.ok(await tabUntil(() => document.activeElement.id === 'period'), 'Tab reaches the period picker');
+    assert.ok(await tabUntil(() => document.activeElement.classList.contains('row-filter')), 'Tab reaches a breakdown row');
+    const dim = await page.evaluate(() => document.activeElement.closest('table').dataset.dim);
+    const value = await page.evaluate(() => document.activeElement.textContent);
+    const filtered = page.waitForRequest((r) => r.url().includes('/api/stats/summary') && new URL(r.url()).searchParams.has(`filter[${dim}]`));
+    await page.keyboard.press('Enter');
+    await filtered;
+    const applied = new URL(page.url()).searchParams.get(`filter[${dim}]`);
+    assert.equal(applied === '' ? '(none)' : applied, value.startsWith('Direct') ? '(none)' : value);
+    await finish(s);
+  });
+
+  test('changing the period asks for the right range and interval', async () => {
+    const s = await open();
+    const { page } = s;
+    await ready(page);
+    const today = page.waitForRequest((r) => r.url().includes('/api/stats/timeseries') && new URL(r.url()).searchParams.get('interval') === 'hour');
+    await page.selectOption('#period', 'today');
+    const q = new URL((await today).url()).searchParams;
+    assert.equal(q.get('from'), q.get('to'));
+    const year = page.waitForRequest((r) => r.url().includes('/api/stats/timeseries') && new URL(r.url()).searchParams.get('interval') === 'month');
+    await page.selectOption('#period', '12mo');
+    await year;
+    await ready(page);
+    assert.equal(new URL(page.url()).searchParams.get('period'), '12mo');
+    await finish(s);
+  });
+
+  test('CSV download goes through fetch with the key', async () => {
+    const s = await open();
+    const { page, requests } = s;
+    await ready(page);
+    const download = page.waitForEvent('download');
+    await page.click('#export');
+    const file = await download;
+    assert.match(file.suggestedFilename(), /^tally-example\.com-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv$/);
+    const req = lastRequest(requests, '/api/stats/export');
+    assert.equal(new URL(req.url()).searchParams.get('format'), 'csv');
+    assert.equal(req.headers().authorization, `Bearer ${target.key}`);
+    await finish(s);
+  });
+
+  test('fits a 390 px phone without sideways scrolling', async () => {
+    const s = await open({ width: 390, height: 844 });
+    const { page } = s;
+    await ready(page);
+    await page.waitForTimeout(300); // let the chart follow its container's width
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `scrollWidth ${width} <= 390`);
+    await page.screenshot({ path: join(ARTIFACTS, 'admin-phone.png'), fullPage: true });
+    await finish(s);
+  });
+
+  test('without /api/sites, /api/monitors and /api/pipeline the page still works', async (t) => {
+    if (target.mode !== 'fixture') {
+      t.skip('needs the fixture API');
+      return;
+    }
+    const fx = await startFixture({ key: target.key, hide: ['/api/sites', '/api/monitors', '/api/pipeline'] });
+    const saved = target.url;
+    target.url = fx.url;
+    try {
+      const s = await open({ allow: [/status of 404/] });
+      const { page } = s;
+      await ready(page);
+      assert.equal(await page.getAttribute('#site', 'type'), 'text');
+      assert.equal(await page.inputValue('#site'), SITE);
+      assert.equal(await page.isVisible('#monitors'), false);
+      assert.equal(await page.isVisible('#pipeline'), false);
+      await finish(s);
+    } finally {
+      target.url = saved;
+      await fx.close();
+    }
+  });
+});
