@@ -380,26 +380,46 @@ describe(`admin page (${process.env.TALLY_ADMIN_TEST === 'fixture' ? 'fixture' :
     await finish(s);
   });
 
-  test('without /api/sites, /api/monitors and /api/pipeline the page still works', async (t) => {
+  /** Runs `body(session)` against a second fixture started with `options`. */
+  async function withFixture(t, options, allow, body) {
     if (target.mode !== 'fixture') {
       t.skip('needs the fixture API');
       return;
     }
-    const fx = await startFixture({ key: target.key, hide: ['/api/sites', '/api/monitors', '/api/pipeline'] });
+    const fx = await startFixture({ key: target.key, ...options });
     const saved = target.url;
     target.url = fx.url;
     try {
-      const s = await open({ allow: [/status of 404/] });
-      const { page } = s;
-      await ready(page);
-      assert.equal(await page.getAttribute('#site', 'type'), 'text');
-      assert.equal(await page.inputValue('#site'), SITE);
-      assert.equal(await page.isVisible('#monitors'), false);
-      assert.equal(await page.isVisible('#pipeline'), false);
+      const s = await open({ allow });
+      await body(s);
       await finish(s);
     } finally {
       target.url = saved;
       await fx.close();
     }
-  });
+  }
+
+  test('without /api/sites, /api/monitors and /api/pipeline the page still works', (t) => withFixture(t,
+    { hide: ['/api/sites', '/api/monitors', '/api/pipeline'] }, [/status of 404/], async ({ page }) => {
+      await ready(page);
+      assert.equal(await page.getAttribute('#site', 'type'), 'text');
+      assert.equal(await page.inputValue('#site'), SITE);
+      assert.equal(await page.isVisible('#monitors'), false);
+      assert.equal(await page.isVisible('#pipeline'), false);
+    }));
+
+  test('a period without data shows empty states', (t) => withFixture(t, { empty: true }, [], async ({ page }) => {
+    await page.waitForSelector('.card-value[data-value="0"]');
+    await page.waitForFunction(() => document.querySelectorAll('.breakdown .empty').length >= 6);
+    assert.match(await page.textContent('#chart'), /No visitors in this period/);
+  }));
+
+  test('a failing API call shows an error with a retry, not a broken page', (t) => withFixture(t,
+    { fail: ['/api/stats/summary', '/api/stats/breakdown'] }, [/status of 500/], async ({ page }) => {
+      await page.waitForSelector('#status .error');
+      assert.match(await page.textContent('#status'), /could not be loaded/);
+      assert.ok(await page.locator('#status button', { hasText: 'Retry' }).isVisible());
+      await page.waitForSelector('.breakdown .error');
+      assert.ok(await page.isVisible('#chart .u-over'), 'the chart still loads');
+    }));
 });

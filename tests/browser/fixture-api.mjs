@@ -145,7 +145,9 @@ function csv(q) {
 /** The fixed API. Returns [status, body, contentType] or null when the path is not an API path. */
 function answer(path, q, opts) {
   if (opts.hide.includes(path)) return [404, { error: 'not found' }];
-  const f = factorOf(q);
+  if (opts.fail.includes(path)) return [500, { error: 'internal error' }];
+  const f = opts.empty ? 0 : factorOf(q);
+  if (opts.empty && path === '/api/stats/breakdown') return [200, []];
   switch (path) {
     case '/api/sites': return [200, SITES];
     case '/api/monitors': return [200, MONITORS];
@@ -196,12 +198,13 @@ async function proxy(req, res, upstream) {
 
 /**
  * Starts the server. Options: port (0 = any), key (the accepted Bearer key), hide (API paths
- * answered 404, e.g. ['/api/sites']), upstream (proxy /api/* to this base URL instead).
+ * answered 404, e.g. ['/api/sites']), fail (API paths answered 500), empty (a site with no
+ * data: zeros and empty lists), upstream (proxy /api/* to this base URL instead).
  * Resolves to {url, requests, close()}; `requests` lists every API request ({path, query, auth}).
  */
-export async function startFixture({ port = 0, key = 'test-key', hide = [], upstream = null } = {}) {
+export async function startFixture({ port = 0, key = 'test-key', hide = [], fail = [], empty = false, upstream = null } = {}) {
   const requests = [];
-  const opts = { hide };
+  const opts = { hide, fail, empty };
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://fixture');
     if (!url.pathname.startsWith('/api/')) {

@@ -156,7 +156,7 @@ function table(dim, rows, state, onFilter, caption) {
     h('caption', { class: 'sr-only' }, `${caption}. Choose a row to filter the page by it.`),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col', class: 'name' }, dimLabel(dim)),
-      shown.map(([, label]) => h('th', { scope: 'col', class: 'num' }, label)))),
+      shown.map(([key, label]) => h('th', { scope: 'col', class: key === 'unique_pageviews' ? 'num extra' : 'num' }, label)))),
     h('tbody', {}, rows.map((row) => {
       const value = row && row.value != null ? String(row.value) : '';
       const text = display(dim, value);
@@ -167,6 +167,6 @@ function table(dim, rows, state, onFilter, caption) {
         h('th', { scope: 'row', class: 'name' }, bar,
           h('button', { type: 'button', class: 'row-filter', title: `Filter by ${dimLabel(dim).toLowerCase()}: ${text}`,
             'aria-pressed': isActive ? 'true' : 'false' }, text)),
-        shown.map(([key]) => h('td', { class: 'num', dataset: { value: String(row[key] ?? '') } }, short(Number(row[key])))));
+        shown.map(([key]) => h('td', { class: key === 'unique_pageviews' ? 'num extra' : 'num', dataset: { value: String(row[key] ?? '') } }, short(Number(row[key])))));
     })));
 }

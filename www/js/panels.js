@@ -58,15 +58,16 @@ function monitorTable(list) {
       const value = pick(m, 'value', 'last_value');
       const notified = pick(m, 'last_notified_at', 'last_notification.at', 'last_notification');
       const notifiedState = pick(m, 'last_notification.state', 'last_notified_state');
+      const cell = (label, ...content) => h('td', { 'data-label': label }, h('span', { class: 'cell' }, ...content));
       return h('tr', {},
         h('th', { scope: 'row' }, str(pick(m, 'name')) || '—'),
-        h('td', {}, str(pick(m, 'site')) || '—'),
-        h('td', {}, str(pick(m, 'metric')) || '—',
+        cell('Site', str(pick(m, 'site')) || '—'),
+        cell('Metric', str(pick(m, 'metric')) || '—',
           threshold != null ? h('span', { class: 'muted' }, ` ${side} ${str(threshold)}`) : null),
-        h('td', {}, h('span', { class: `badge state-${/^(ok|firing|resolved)$/.test(state) ? state : 'unknown'}` }, state)),
-        h('td', { class: 'num' }, value == null ? '—' : Number.isFinite(num(value)) ? count(num(value)) : str(value)),
-        h('td', { title: notified == null ? null : when(str(notified)) },
-          typeof notified === 'object' ? '—' : ago(notified), notifiedState ? ` (${str(notifiedState)})` : ''));
+        cell('State', h('span', { class: `badge state-${/^(ok|firing|resolved)$/.test(state) ? state : 'unknown'}` }, state)),
+        cell('Last value', value == null ? '—' : Number.isFinite(num(value)) ? count(num(value)) : str(value)),
+        cell('Last notification', h('span', { title: notified == null || typeof notified === 'object' ? null : when(str(notified)) },
+          typeof notified === 'object' ? '—' : ago(notified), notifiedState ? ` (${str(notifiedState)})` : '')));
     }))));
 }
 
