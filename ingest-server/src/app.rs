@@ -16,6 +16,9 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
 
+/// A salt and its UTC day.
+type DaySalt = (i64, Arc<Vec<u8>>);
+
 /// Shared state. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
@@ -24,7 +27,7 @@ pub struct App {
     pub pipeline: Pipeline,
     pub metrics: Arc<Metrics>,
     pub sites: Arc<SiteCache>,
-    salts: Arc<Mutex<Option<(i64, Arc<Vec<u8>>)>>>,
+    salts: Arc<Mutex<Option<DaySalt>>>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     pub geoip: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
 }

@@ -14,7 +14,7 @@ pub async fn run(app: App) {
             tracing::warn!(error = %e, "reloading sites");
         }
         // Every minute.
-        if n % 6 == 0 {
+        if n.is_multiple_of(6) {
             if let Err(e) = once_a_minute(&app).await {
                 tracing::warn!(error = %e, "maintenance");
             }

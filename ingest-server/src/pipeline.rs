@@ -190,10 +190,9 @@ impl Writer {
                     Ok(job) => Some(job),
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                            Ok(job) => job,
-                            Err(_) => None,
-                        }
+                        tokio::time::timeout_at(deadline, self.rx.recv())
+                            .await
+                            .unwrap_or_default()
                     }
                 };
                 let Some(job) = next else { break };
