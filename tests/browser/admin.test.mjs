@@ -253,6 +253,14 @@ describe(`admin page (${process.env.TALLY_ADMIN_TEST === 'fixture' ? 'fixture' :
     assert.ok(visitorValues.includes(digits(legend[1])), `hover value ${legend[1]} is one of the series' visitors`);
 
     await page.mouse.move(0, 0);
+    await page.focus('#chart .chart-canvas');
+    await page.keyboard.press('End');
+    const lastValue = await page.textContent('#chart .u-legend .u-series:nth-child(2) .u-value');
+    assert.equal(digits(lastValue), String(series.at(-1).visitors), 'End on the focused chart reads the last point');
+    await page.keyboard.press('ArrowLeft');
+    const before = await page.textContent('#chart .u-legend .u-series:nth-child(2) .u-value');
+    assert.equal(digits(before), String(series.at(-2).visitors), 'ArrowLeft steps back one point');
+    await page.evaluate(() => document.activeElement.blur());
     await page.screenshot({ path: join(ARTIFACTS, 'admin-desktop.png'), fullPage: true });
     await finish(s);
   });

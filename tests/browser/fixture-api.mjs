@@ -91,7 +91,7 @@ function scaleSummary(s, f) {
   const out = {};
   for (const [k, v] of Object.entries(s)) {
     if (k === 'previous') out.previous = scaleSummary(v, f);
-    else out[k] = k === 'bounce_rate' || k === 'visit_duration_s' ? v : Math.round(v * f);
+    else out[k] = f > 0 && (k === 'bounce_rate' || k === 'visit_duration_s') ? v : Math.round(v * f);
   }
   return out;
 }

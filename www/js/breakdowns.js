@@ -125,7 +125,7 @@ function createPanel(group, index, hooks) {
       if (err.name === 'AbortError' || newCtx !== ctx) return;
       body.removeAttribute('aria-busy');
       more.hidden = true;
-      replace(body, controls, h('p', { class: 'error', role: 'alert' }, `Could not load ${dimLabel(dim).toLowerCase()}s: ${err.message} `,
+      replace(body, controls, h('p', { class: 'error', role: 'alert' }, `Could not load ${group.tabs[active][1].toLowerCase()}: ${err.message} `,
         h('button', { type: 'button', class: 'link', onclick: () => load(ctx) }, 'Retry')));
       hooks.onError(err);
     }

@@ -61,6 +61,7 @@ export function createRealtime(root) {
   const number = h('span', { class: 'realtime-value' }, '–');
   const label = h('span', {}, ' current visitors');
   replace(root, h('span', { class: 'dot', 'aria-hidden': 'true' }), number, label);
+  root.classList.add('stale');
   let last = null;
   return {
     render(data) {

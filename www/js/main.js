@@ -101,6 +101,7 @@ function handleError(err) {
 
 const periodSelect = $('#period');
 replace(periodSelect, PERIODS.map(([id, label]) => h('option', { value: id }, label)));
+periodSelect.value = state.period;
 periodSelect.addEventListener('change', () => {
   const next = { ...state, period: periodSelect.value };
   if (next.period === 'custom') {
