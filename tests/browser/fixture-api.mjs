@@ -207,6 +207,16 @@ export async function startFixture({ port = 0, key = 'test-key', hide = [], fail
   const opts = { hide, fail, empty };
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://fixture');
+    if (!upstream && url.pathname === '/healthz') return send(res, 200, { ok: true });
+    if (!upstream && url.pathname === '/api/event' && req.method === 'POST') {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      try {
+        return send(res, 202, { accepted: JSON.parse(body).events.length, duplicates: 0 });
+      } catch {
+        return send(res, 400, { error: 'malformed body' });
+      }
+    }
     if (!url.pathname.startsWith('/api/')) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed', 'text/plain');
       return serveStatic({ writeHead: (s, h) => res.writeHead(s, { ...h, ...securityHeaders() }), end: (b) => res.end(b) }, url.pathname);
