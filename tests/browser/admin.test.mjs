@@ -8,15 +8,12 @@
 // the fixture. Screenshots go to tests/artifacts/admin-desktop.png and admin-phone.png.
 
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { startIngestServer } from './admin-server.mjs';
 import { HOSTILE_IMG, HOSTILE_SCRIPT, startFixture } from './fixture-api.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -24,101 +21,13 @@ const ARTIFACTS = join(ROOT, 'tests/artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TZ = 'Europe/Berlin';
 const SITE = 'example.com';
-const run = promisify(execFile);
 
 let browser;
 let target; // {mode: 'fixture' | 'server', url, key, close()}
 
-// ---- the server under test -----------------------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(url, ms) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      const r = await fetch(url);
-      if (r.status < 500) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > end) throw new Error(`${url} did not come up`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Starts target/debug/ingest-server with a fresh database if it serves the stats API; else null. */
-async function startIngestServer() {
-  const bin = process.env.TALLY_INGEST_BIN || join(ROOT, 'target/debug/ingest-server');
-  if (process.env.TALLY_ADMIN_TEST === 'fixture' || !existsSync(bin)) return null;
-  const dir = mkdtempSync(join(tmpdir(), 'tally-admin-'));
-  const port = await freePort();
-  const env = { ...process.env, DATABASE_URL: `sqlite://${join(dir, 'tally.db')}`, TALLY_LISTEN: `127.0.0.1:${port}`, RUST_LOG: 'warn' };
-  let child = null;
-  try {
-    await run(bin, ['migrate'], { env, cwd: ROOT }).catch(() => {});
-    await run(bin, ['site', 'add', SITE], { env, cwd: ROOT });
-    const { stdout } = await run(bin, ['key', 'create'], { env, cwd: ROOT });
-    const key = stdout.split(/\s+/).filter((w) => w.length >= 16).pop();
-    if (!key) throw new Error('no key printed by `key create`');
-    child = spawn(bin, ['serve'], { env, cwd: ROOT, stdio: 'ignore' });
-    const url = `http://127.0.0.1:${port}`;
-    await waitFor(`${url}/healthz`, 20000);
-    const probe = await fetch(`${url}/api/stats/summary?site=${SITE}`, { headers: { Authorization: `Bearer ${key}` } });
-    if (probe.status !== 200) throw new Error(`stats API answered ${probe.status}`);
-    await seed(url);
-    const page = await fetch(`${url}/`).then((r) => r.text()).catch(() => '');
-    const stop = async () => {
-      child.kill('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-    };
-    if (page.includes('id="dashboard"')) return { mode: 'server', url, key, close: stop };
-    // The server does not serve www/ (yet): serve it from the fixture, proxying /api/* to it.
-    const fx = await startFixture({ upstream: url });
-    return { mode: 'server', url: fx.url, key, close: async () => { await fx.close(); await stop(); } };
-  } catch (err) {
-    console.log(`# admin page tests use the fixture API (ingest server not usable: ${err.message})`);
-    if (child) child.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
-    return null;
-  }
-}
-
-/** Sends events with hostile strings in every field a tracked page controls (CONTRACT §2). */
-async function seed(url) {
-  const ts = Date.now() - 60000;
-  const id = (i) => `01JD3Z6Q8R9S0T1V2W3X4Y${String(i).padStart(4, '0')}`;
-  const events = [
-    { kind: 'pageview', url: `https://${SITE}/`, referrer: 'https://news.ycombinator.com/', screen: 1440 },
-    { kind: 'pageview', url: `https://${SITE}/${HOSTILE_IMG}`, referrer: '', screen: 1440 },
-    { kind: 'pageview', url: `https://${SITE}/blog?utm_source=${encodeURIComponent(HOSTILE_IMG)}`, referrer: '', screen: 390 },
-    { kind: 'event', name: HOSTILE_IMG, props: { plan: HOSTILE_IMG }, url: `https://${SITE}/pricing` },
-    { kind: 'event', name: 'Signup', props: { plan: 'pro' }, url: `https://${SITE}/pricing` },
-  ].map((e, i) => ({ id: id(i), user: false, ts: ts + i * 1000, ...e }));
-  const r = await fetch(`${url}/api/event`, {
-    method: 'POST',
-    headers: {
-      'Content-Type': 'text/plain;charset=UTF-8', Origin: `https://${SITE}`,
-      'User-Agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36',
-    },
-    body: JSON.stringify({ site: SITE, events }),
-  });
-  if (r.status !== 202) throw new Error(`seeding events answered ${r.status}`);
-  await new Promise((res) => setTimeout(res, 1500)); // let the writer flush
-}
-
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  target = await startIngestServer();
+  target = await startIngestServer({ root: ROOT, site: SITE });
   if (!target) {
     const fx = await startFixture({ key: 'test-key' });
     target = { mode: 'fixture', url: fx.url, key: 'test-key', close: fx.close };
