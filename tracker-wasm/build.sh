@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the tracker's release assets into dist/tracker/ (or $TALLY_TRACKER_OUT):
+#   t.js          the loader and the wasm-bindgen glue, minified (short-cached by servers)
+#   t-HASH.wasm   the wasm, content-hashed so that it can be cached immutably
+# Needs what scripts/setup.sh installs: the wasm32 target, wasm-bindgen-cli (the version
+# pinned in Cargo.toml) and the npm tools (wasm-opt from binaryen, esbuild). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${TALLY_TRACKER_OUT:-dist/tracker}
+WORK=target/tracker-wasm
+BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' tracker-wasm/Cargo.toml)
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
+  echo "wasm-bindgen $BINDGEN_VERSION is needed: run scripts/setup.sh" >&2
+  exit 1
+fi
+for tool in node_modules/.bin/wasm-opt node_modules/.bin/esbuild; do
+  [ -x "$tool" ] || { echo "$tool is missing: run scripts/setup.sh (npm ci)" >&2; exit 1; }
+done
+
+cargo build --quiet -p tracker-wasm --target wasm32-unknown-unknown --profile wasm
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+wasm-bindgen --target web --no-typescript --out-dir "$WORK/bindgen" --out-name t \
+  target/wasm32-unknown-unknown/wasm/tracker_wasm.wasm
+node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers --strip-target-features \
+  --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-multivalue --enable-mutable-globals \
+  "$WORK/bindgen/t_bg.wasm" -o "$WORK/t.wasm"
+
+wasm="t-$(sha256sum "$WORK/t.wasm" | cut -c1-12).wasm"
+cp tracker-wasm/js/loader.js "$WORK/loader.js"
+node_modules/.bin/esbuild "$WORK/loader.js" --bundle --format=iife --minify --target=es2020 \
+  --legal-comments=none --log-level=warning --define:WASM_FILE="\"$wasm\"" --outfile="$WORK/t.js"
+
+# Replace the output directory's contents in one step each, so a server reading it never
+# sees a t.js that points at a wasm file not there yet.
+mkdir -p "$OUT"
+cp "$WORK/t.wasm" "$OUT/$wasm"
+cp "$WORK/t.js" "$OUT/t.js.tmp" && mv "$OUT/t.js.tmp" "$OUT/t.js"
+find "$OUT" -maxdepth 1 -name 't-*.wasm' ! -name "$wasm" -delete
+
+total=0
+for f in "$OUT/t.js" "$OUT/$wasm"; do
+  gz=$(gzip -9 -c "$f" | wc -c)
+  total=$((total + gz))
+  printf '%-32s %6d bytes, %5d gzip -9\n' "$f" "$(wc -c <"$f")" "$gz"
+done
+printf '%-32s %6s        %5d gzip -9 (budget 2560)\n' total '' "$total"
