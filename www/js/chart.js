@@ -3,7 +3,7 @@
 // also be stepped through with the arrow keys when it has focus.
 
 import { h, replace } from './dom.js';
-import { count } from './format.js';
+import { count, short } from './format.js';
 
 /** Parses an API bucket label ("2026-11-01", "2026-11", "2026-11-01T13:00:00Z") to epoch seconds. */
 export function bucketTime(t) {
@@ -22,6 +22,14 @@ const LABEL_FORMATS = {
   hour: { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' },
   day: { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' },
   month: { month: 'long', year: 'numeric' },
+};
+
+// Tick steps for the time axis (seconds): whole days for daily data, whole months for monthly
+// data, so that a week of days is not labelled with hours. Hourly data uses uPlot's defaults.
+const DAY_S = 86400;
+const TICK_STEPS = {
+  day: [1, 2, 3, 7, 14, 30, 91, 182, 365].map((d) => d * DAY_S),
+  month: [30, 91, 182, 365].map((d) => d * DAY_S),
 };
 
 function cssVar(name) {
@@ -98,11 +106,15 @@ export function createChart(root) {
         { label: 'Page views', stroke: cssVar('--accent-2') || '#0ea5e9', width: 2, dash: [6, 4], value, points: { size: 5 } },
       ],
       axes: [
-        { ...axis },
-        { ...axis, size: 50, values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? count(v) : '')) },
+        { ...axis, ...(TICK_STEPS[interval] ? { incrs: TICK_STEPS[interval] } : {}) },
+        { ...axis,
+          values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? short(v) : '')),
+          size: (u, values) => 18 + 7.5 * Math.max(2, ...(values || []).map((v) => String(v).length)) },
       ],
       cursor: { drag: { x: false, y: false }, points: { size: 8 } },
       legend: { live: true },
+      // Values show only while a point is under the cursor (or chosen with the keyboard).
+      hooks: { setCursor: [(u) => root.classList.toggle('reading', u.cursor.idx != null)] },
     };
   }
 
