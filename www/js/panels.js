@@ -118,7 +118,8 @@ function pipelineView(data) {
         i > 0 ? h('span', { class: 'hop-lag' },
           h('span', { class: 'arrow', 'aria-hidden': 'true' }),
           Number.isFinite(p50) || Number.isFinite(p99)
-            ? h('span', {}, h('span', { class: 'sr-only' }, 'lag '), `p50 ${lag(p50)} · p99 ${lag(p99)}`)
+            ? h('span', { class: 'lag-values' }, h('span', { class: 'sr-only' }, 'lag '),
+              h('span', {}, `p50 ${lag(p50)}`), h('span', {}, `p99 ${lag(p99)}`))
             : h('span', { class: 'muted' }, 'lag —')) : null,
         h('span', { class: 'hop-box' },
           h('span', { class: 'hop-name' }, HOP_LABELS[name] || name),
