@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the tracker's release assets into dist/tracker/ (or $TALLY_TRACKER_OUT):
-#   t.js          the loader and the wasm-bindgen glue, minified (short-cached by servers)
+#   t.js          the loader, which instantiates the wasm itself, minified (short-cached)
 #   t-HASH.wasm   the wasm, content-hashed so that it can be cached immutably
 # Needs what scripts/setup.sh installs: the wasm32 target, wasm-bindgen-cli (the version
 # pinned in Cargo.toml) and the npm tools (wasm-opt from binaryen, esbuild). Idempotent.
@@ -31,8 +31,7 @@ node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers --stri
   "$WORK/bindgen/t_bg.wasm" -o "$WORK/t.wasm"
 
 wasm="t-$(sha256sum "$WORK/t.wasm" | cut -c1-12).wasm"
-cp tracker-wasm/js/loader.js "$WORK/loader.js"
-node_modules/.bin/esbuild "$WORK/loader.js" --bundle --format=iife --minify --target=es2020 \
+node_modules/.bin/esbuild tracker-wasm/js/loader.js --minify --target=es2020 \
   --legal-comments=none --log-level=warning --define:WASM_FILE="\"$wasm\"" --outfile="$WORK/t.js"
 
 # Replace the output directory's contents in one step each, so a server reading it never

@@ -1,7 +1,7 @@
 //! Event ids made in the browser: ULIDs (48-bit millisecond time + 80 random bits, 26
 //! Crockford base-32 characters), so that a batch sent twice is counted once.
 
-use alloc::string::String;
+use alloc::vec::Vec;
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -24,18 +24,18 @@ impl Rng {
     }
 
     /// A ULID for an event made at `ts` (ms since 1970).
-    pub fn ulid(&mut self, ts: u64) -> String {
+    pub fn ulid(&mut self, ts: u64) -> Vec<u8> {
         let (a, b) = (self.next(), self.next());
         ulid(ts, a, b)
     }
 }
 
 /// The ULID of time `ts` and the low 40 bits of `r1` and `r2` as its 80 random bits.
-pub fn ulid(ts: u64, r1: u64, r2: u64) -> String {
-    let mut out = String::with_capacity(26);
+pub fn ulid(ts: u64, r1: u64, r2: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(26);
     for (value, chars) in [(ts, 10), (r1, 8), (r2, 8)] {
         for i in (0..chars).rev() {
-            out.push(CROCKFORD[((value >> (i * 5)) & 31) as usize] as char);
+            out.push(CROCKFORD[((value >> (i * 5)) & 31) as usize]);
         }
     }
     out
@@ -47,21 +47,21 @@ mod tests {
 
     #[test]
     fn encodes_time_and_randomness() {
-        assert_eq!(ulid(0, 0, 0), "00000000000000000000000000");
-        assert_eq!(ulid(1, 0, 31), "0000000001000000000000000Z");
+        assert_eq!(ulid(0, 0, 0), b"00000000000000000000000000");
+        assert_eq!(ulid(1, 0, 31), b"0000000001000000000000000Z");
         let id = ulid(1_732_380_000_000, u64::MAX, 0);
         assert_eq!(id.len(), 26);
-        assert_eq!(&id[..10], "01JDCY9ZR0");
-        assert_eq!(&id[10..], "ZZZZZZZZ00000000");
+        assert_eq!(&id[..10], b"01JDCY9ZR0");
+        assert_eq!(&id[10..], b"ZZZZZZZZ00000000");
     }
 
     #[test]
     fn makes_distinct_ids() {
         let mut rng = Rng::new(42);
-        let mut ids: Vec<String> = (0..1000).map(|_| rng.ulid(1_732_380_000_000)).collect();
-        assert!(ids.iter().all(|id| id.len() == 26
-            && id.bytes().all(|b| CROCKFORD.contains(&b))
-            && id.as_bytes()[0] <= b'7'));
+        let mut ids: Vec<Vec<u8>> = (0..1000).map(|_| rng.ulid(1_732_380_000_000)).collect();
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 26 && id.iter().all(|b| CROCKFORD.contains(b)) && id[0] <= b'7'));
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 1000);

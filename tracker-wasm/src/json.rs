@@ -1,85 +1,81 @@
-//! Just enough JSON writing for the wire format of CONTRACT §2, without `core::fmt`.
+//! Just enough JSON writing for the wire format of CONTRACT §2, on bytes and without
+//! `core::fmt`. Text is UTF-8 bytes throughout the crate: the page hands in valid UTF-8, and
+//! everything here splits or cuts it only at ASCII bytes or character boundaries.
 
-use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Appends `s` as a JSON string literal (quotes included).
-pub fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                out.push_str(if (c as u32) < 0x10 {
-                    "\\u000"
-                } else {
-                    "\\u001"
-                });
-                out.push(char::from_digit(c as u32 & 15, 16).unwrap_or('0'));
-            }
-            c => out.push(c),
+pub fn push_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &b in s {
+        match b {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            0..=0x1f => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                b'0' + (b >> 4),
+                b"0123456789abcdef"[(b & 15) as usize],
+            ]),
+            _ => out.push(b),
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 /// Appends the decimal digits of `n`.
-pub fn push_u64(out: &mut String, n: u64) {
+pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     if n >= 10 {
         push_u64(out, n / 10);
     }
-    out.push((b'0' + (n % 10) as u8) as char);
+    out.push(b'0' + (n % 10) as u8);
 }
 
 /// Writes one JSON object, member by member: `{"a":1,"b":"x"}`.
-pub struct Obj {
-    out: String,
-}
+pub struct Obj(pub Vec<u8>);
 
 impl Obj {
     pub fn new() -> Obj {
-        Obj {
-            out: String::from("{"),
-        }
+        Obj(Vec::from(*b"{"))
     }
 
-    fn key(&mut self, key: &str) -> &mut String {
-        if self.out.len() > 1 {
-            self.out.push(',');
+    fn key(&mut self, key: &[u8]) -> &mut Vec<u8> {
+        if self.0.len() > 1 {
+            self.0.push(b',');
         }
-        push_str(&mut self.out, key);
-        self.out.push(':');
-        &mut self.out
+        push_str(&mut self.0, key);
+        self.0.push(b':');
+        &mut self.0
     }
 
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Obj {
+    pub fn str(&mut self, key: &[u8], value: &[u8]) -> &mut Obj {
         push_str(self.key(key), value);
         self
     }
 
-    pub fn num(&mut self, key: &str, value: u64) -> &mut Obj {
+    pub fn num(&mut self, key: &[u8], value: u64) -> &mut Obj {
         push_u64(self.key(key), value);
         self
     }
 
-    pub fn bool(&mut self, key: &str, value: bool) -> &mut Obj {
-        self.key(key).push_str(if value { "true" } else { "false" });
+    /// A member whose value is already JSON text (`true`, `12.5`, `{…}`).
+    pub fn raw(&mut self, key: &[u8], json: &[u8]) -> &mut Obj {
+        self.key(key).extend_from_slice(json);
         self
     }
 
-    /// A member whose value is already JSON text.
-    pub fn raw(&mut self, key: &str, json: &str) -> &mut Obj {
-        self.key(key).push_str(json);
-        self
+    pub fn bool(&mut self, key: &[u8], value: bool) -> &mut Obj {
+        self.raw(key, if value { b"true" } else { b"false" })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.out.len() == 1
+        self.0.len() == 1
     }
 
-    pub fn finish(&mut self) -> String {
-        self.out.push('}');
-        core::mem::take(&mut self.out)
+    pub fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
     }
 }
 
@@ -95,17 +91,17 @@ mod tests {
 
     #[test]
     fn escapes_strings() {
-        let mut s = String::new();
-        push_str(&mut s, "a\"b\\c\n\u{1}\u{1f}é€");
-        assert_eq!(s, r#""a\"b\\c\u000a\u0001\u001fé€""#);
+        let mut s = Vec::new();
+        push_str(&mut s, "a\"b\\c\n\u{1}\u{1f}é€".as_bytes());
+        assert_eq!(s, r#""a\"b\\c\u000a\u0001\u001fé€""#.as_bytes());
     }
 
     #[test]
     fn writes_numbers() {
         for n in [0u64, 7, 10, 1732380000000, u64::MAX] {
-            let mut s = String::new();
+            let mut s = Vec::new();
             push_u64(&mut s, n);
-            assert_eq!(s, n.to_string());
+            assert_eq!(s, n.to_string().as_bytes());
         }
     }
 
@@ -113,11 +109,11 @@ mod tests {
     fn writes_objects() {
         let mut o = Obj::new();
         assert!(o.is_empty());
-        o.str("k", "v")
-            .num("n", 12)
-            .bool("b", false)
-            .raw("r", "1.5");
+        o.str(b"k", b"v")
+            .num(b"n", 12)
+            .bool(b"b", false)
+            .raw(b"r", b"1.5");
         assert!(!o.is_empty());
-        assert_eq!(o.finish(), r#"{"k":"v","n":12,"b":false,"r":1.5}"#);
+        assert_eq!(o.finish(), br#"{"k":"v","n":12,"b":false,"r":1.5}"#);
     }
 }

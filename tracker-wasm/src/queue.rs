@@ -8,7 +8,6 @@
 //! next try waits twice as long, up to [`MAX_BACKOFF_MS`]. The queue holds at most
 //! [`MAX_QUEUED`] events; past that the oldest are dropped.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::json;
@@ -47,14 +46,14 @@ impl Outcome {
 
 #[derive(Default)]
 pub struct Queue {
-    pending: Vec<String>,
-    in_flight: Vec<String>,
+    pending: Vec<Vec<u8>>,
+    in_flight: Vec<Vec<u8>>,
     failures: u32,
 }
 
 impl Queue {
     /// Queues one event (a JSON object).
-    pub fn push(&mut self, event: String) {
+    pub fn push(&mut self, event: Vec<u8>) {
         if self.pending.len() >= MAX_QUEUED {
             self.sent(1);
         }
@@ -71,25 +70,25 @@ impl Queue {
 
     /// The body of the next batch and how many queued events it holds; the events stay queued
     /// until [`Queue::sent`] (for `sendBeacon`) or [`Queue::start`] (for `fetch`).
-    pub fn next(&self, site: &str) -> Option<(String, usize)> {
+    pub fn next(&self, site: &[u8]) -> Option<(Vec<u8>, usize)> {
         if self.pending.is_empty() {
             return None;
         }
-        let mut body = String::from("{\"site\":");
+        let mut body = Vec::from(*b"{\"site\":");
         json::push_str(&mut body, site);
-        body.push_str(",\"events\":[");
+        body.extend_from_slice(b",\"events\":[");
         let mut n = 0;
         for event in self.pending.iter().take(MAX_EVENTS) {
             if n > 0 && body.len() + event.len() + 3 > MAX_BODY {
                 break;
             }
             if n > 0 {
-                body.push(',');
+                body.push(b',');
             }
-            body.push_str(event);
+            body.extend_from_slice(event);
             n += 1;
         }
-        body.push_str("]}");
+        body.extend_from_slice(b"]}");
         Some((body, n))
     }
 
@@ -139,8 +138,13 @@ impl Queue {
 mod tests {
     use super::*;
 
-    fn ev(i: usize) -> String {
-        String::from("{\"n\":") + &i.to_string() + "}"
+    fn ev(i: usize) -> Vec<u8> {
+        format!("{{\"n\":{i}}}").into_bytes()
+    }
+
+    fn next(q: &Queue) -> Option<(String, usize)> {
+        q.next(b"example.com")
+            .map(|(b, n)| (String::from_utf8(b).expect("utf-8"), n))
     }
 
     #[test]
@@ -157,10 +161,10 @@ mod tests {
     #[test]
     fn batches_events_into_one_body() {
         let mut q = Queue::default();
-        assert!(q.next("example.com").is_none());
+        assert!(next(&q).is_none());
         q.push(ev(1));
         q.push(ev(2));
-        let (body, n) = q.next("example.com").expect("batch");
+        let (body, n) = next(&q).expect("batch");
         assert_eq!(body, r#"{"site":"example.com","events":[{"n":1},{"n":2}]}"#);
         assert_eq!(n, 2);
         q.sent(n);
@@ -173,17 +177,17 @@ mod tests {
         for i in 0..120 {
             q.push(ev(i));
         }
-        let (_, n) = q.next("s").expect("batch");
+        let (_, n) = next(&q).expect("batch");
         assert_eq!(n, MAX_EVENTS);
         q.sent(n);
         assert_eq!(q.pending(), 70);
 
         let mut q = Queue::default();
-        let big = String::from("\"") + &"x".repeat(25_000) + "\"";
+        let big = format!("\"{}\"", "x".repeat(25_000)).into_bytes();
         for _ in 0..3 {
             q.push(big.clone());
         }
-        let (body, n) = q.next("s").expect("batch");
+        let (body, n) = next(&q).expect("batch");
         assert_eq!(n, 2);
         assert!(body.len() <= MAX_BODY);
     }
@@ -193,13 +197,13 @@ mod tests {
         let mut q = Queue::default();
         q.push(ev(1));
         q.push(ev(2));
-        let (_, n) = q.next("s").expect("batch");
+        let (_, n) = next(&q).expect("batch");
         q.start(n);
         assert!(q.in_flight());
         q.push(ev(3));
         assert_eq!(q.done(503), 2 * FLUSH_MS);
         assert!(!q.in_flight());
-        let (body, n) = q.next("s").expect("batch");
+        let (body, n) = next(&q).expect("batch");
         assert_eq!(n, 3);
         assert!(body.contains(r#"[{"n":1},{"n":2},{"n":3}]"#));
         q.start(n);
@@ -225,7 +229,7 @@ mod tests {
             q.push(ev(i));
         }
         assert_eq!(q.pending(), MAX_QUEUED);
-        let (body, _) = q.next("s").expect("batch");
+        let (body, _) = next(&q).expect("batch");
         assert!(body.contains(r#"[{"n":10},"#));
     }
 }

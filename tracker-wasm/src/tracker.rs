@@ -2,7 +2,7 @@
 //! visibility changes, clicks and `tally(...)` calls. It knows nothing of the browser: the
 //! glue passes in the time and the URLs, and sends what [`Tracker::queue`] holds.
 
-use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::id::Rng;
 use crate::json::Obj;
@@ -12,15 +12,35 @@ use crate::{glob, props, url};
 /// Visible time shorter than this is not worth an engagement event.
 pub const MIN_ENGAGED_MS: u64 = 1000;
 /// The name of outbound link click events (CONTRACT §1).
-pub const OUTBOUND: &str = "Outbound Link: Click";
+pub const OUTBOUND: &[u8] = b"Outbound Link: Click";
 
 /// The script tag's settings.
 pub struct Config {
-    pub site: String,
+    pub site: Vec<u8>,
     /// `data-spa="auto"`: history and hash navigations are page views.
     pub spa: bool,
     /// `data-exclude`.
-    pub exclude: String,
+    pub exclude: Vec<u8>,
+}
+
+/// Why a visit is not tracked at all (CONTRACT §1): bits of the flags `t.js` reads.
+pub mod opt_out {
+    /// `navigator.doNotTrack == "1"`.
+    pub const DNT: u32 = 1;
+    /// `navigator.globalPrivacyControl`.
+    pub const GPC: u32 = 2;
+    /// `navigator.webdriver`: an automated browser.
+    pub const WEBDRIVER: u32 = 4;
+    /// `localStorage.tally_ignore == "true"`: the site owner's own browser.
+    pub const IGNORE: u32 = 8;
+    /// Not a flag against tracking but for it: `data-allow-local`.
+    pub const ALLOW_LOCAL: u32 = 16;
+}
+
+/// Whether a visit to `href` with the given [`opt_out`] `flags` must not be tracked.
+pub fn opted_out(flags: u32, href: &[u8]) -> bool {
+    flags & (opt_out::DNT | opt_out::GPC | opt_out::WEBDRIVER | opt_out::IGNORE) != 0
+        || (flags & opt_out::ALLOW_LOCAL == 0 && url::is_local(href))
 }
 
 pub struct Tracker {
@@ -30,7 +50,7 @@ pub struct Tracker {
     screen: u32,
     user: bool,
     /// The cleaned URL of the current page; empty when it is excluded.
-    page: String,
+    page: Vec<u8>,
     engaged_ms: u64,
     /// Since when the page has been visible; `None` while hidden.
     visible_since: Option<u64>,
@@ -45,7 +65,7 @@ impl Tracker {
             rng: Rng::new(seed),
             screen,
             user: false,
-            page: String::new(),
+            page: Vec::new(),
             engaged_ms: 0,
             visible_since: (!hidden).then_some(now),
         }
@@ -53,45 +73,45 @@ impl Tracker {
 
     /// The URL `href` is recorded with, or `None` when it is not tracked (`data-exclude`, not
     /// http(s)).
-    fn tracked(&self, href: &str) -> Option<String> {
+    fn tracked(&self, href: &[u8]) -> Option<Vec<u8>> {
         let clean = url::clean(href)?;
         let path = url::parts(&clean)?.path;
         (!glob::excluded(&self.config.exclude, path)).then_some(clean)
     }
 
-    fn event(&mut self, kind: &str, url: &str, now: u64) -> Obj {
+    fn event(&mut self, kind: &[u8], url: &[u8], now: u64) -> Obj {
         let mut obj = Obj::new();
-        obj.str("id", &self.rng.ulid(now))
-            .str("kind", kind)
-            .str("url", url)
-            .num("ts", now);
+        obj.str(b"id", &self.rng.ulid(now))
+            .str(b"kind", kind)
+            .str(b"url", url)
+            .num(b"ts", now);
         obj
     }
 
     /// A page view of `href` (the page load, or `tally('pageview')`), with the document's
     /// `referrer` (empty for navigations inside the page).
-    pub fn pageview(&mut self, now: u64, href: &str, referrer: &str) {
+    pub fn pageview(&mut self, now: u64, href: &[u8], referrer: &[u8]) {
         self.page = self.tracked(href).unwrap_or_default();
         if self.page.is_empty() {
             return;
         }
         let page = core::mem::take(&mut self.page);
-        let mut obj = self.event("pageview", &page, now);
+        let mut obj = self.event(b"pageview", &page, now);
         if let Some(r) = url::referrer(referrer, &page) {
-            obj.str("referrer", &r);
+            obj.str(b"referrer", &r);
         }
-        obj.num("screen", self.screen as u64)
-            .bool("user", self.user);
+        obj.num(b"screen", self.screen as u64)
+            .bool(b"user", self.user);
         self.queue.push(obj.finish());
         self.page = page;
     }
 
     /// The page's URL changed to `href` without a load (history API, hash): a page view when
     /// `data-spa` is on and the URL as recorded differs from the current page's.
-    pub fn navigate(&mut self, now: u64, href: &str) {
+    pub fn navigate(&mut self, now: u64, href: &[u8]) {
         if self.config.spa && self.tracked(href).unwrap_or_default() != self.page {
             self.leave(now);
-            self.pageview(now, href, "");
+            self.pageview(now, href, b"");
         }
     }
 
@@ -103,8 +123,8 @@ impl Tracker {
         }
         if self.engaged_ms >= MIN_ENGAGED_MS && !self.page.is_empty() {
             let page = core::mem::take(&mut self.page);
-            let mut obj = self.event("engagement", &page, now);
-            obj.num("engaged_ms", self.engaged_ms);
+            let mut obj = self.event(b"engagement", &page, now);
+            obj.num(b"engaged_ms", self.engaged_ms);
             self.queue.push(obj.finish());
             self.page = page;
         }
@@ -125,28 +145,28 @@ impl Tracker {
 
     /// A custom event `name` with `props` (a JSON object already within the limits, see
     /// [`props::Props`]) on the page `href`.
-    pub fn custom(&mut self, now: u64, href: &str, name: &str, props: Option<String>) {
+    pub fn custom(&mut self, now: u64, href: &[u8], name: &[u8], props: Option<Vec<u8>>) {
         let (Some(url), Some(name)) = (self.tracked(href), props::name(name)) else {
             return;
         };
-        let mut obj = self.event("event", &url, now);
-        obj.str("name", name);
+        let mut obj = self.event(b"event", &url, now);
+        obj.str(b"name", name);
         if let Some(p) = props {
-            obj.raw("props", &p);
+            obj.raw(b"props", &p);
         }
-        obj.bool("user", self.user);
+        obj.bool(b"user", self.user);
         self.queue.push(obj.finish());
     }
 
     /// A click on a link to `link` from the page `href`. Returns whether it was an outbound
     /// link, whose event must be sent now (by `sendBeacon`: the page may be going away).
-    pub fn click(&mut self, now: u64, href: &str, link: &str) -> bool {
+    pub fn click(&mut self, now: u64, href: &[u8], link: &[u8]) -> bool {
         let host = url::host(link);
         if host.is_empty() || host.eq_ignore_ascii_case(url::host(href)) {
             return false;
         }
         let mut p = props::Props::default();
-        p.add("url", Some(props::Value::Str(link)));
+        p.add(b"url", link, props::Kind::Str);
         let before = self.queue.pending();
         self.custom(now, href, OUTBOUND, p.finish());
         self.queue.pending() > before
@@ -160,15 +180,17 @@ impl Tracker {
 
 /// `tally('pageview', {url})`: `url` made absolute against the page's `href` (`/path` keeps
 /// the page's origin; anything that is not a URL means the page itself).
-pub fn resolve(href: &str, given: &str) -> String {
+pub fn resolve(href: &[u8], given: &[u8]) -> Vec<u8> {
     if url::parts(given).is_some() {
-        return String::from(given);
+        return Vec::from(given);
     }
     match url::parts(href) {
-        Some(p) if given.starts_with('/') && !given.starts_with("//") => {
-            String::from(p.origin) + given
+        Some(p) if given.starts_with(b"/") && !given.starts_with(b"//") => {
+            let mut out = Vec::from(p.origin);
+            out.extend_from_slice(given);
+            out
         }
-        _ => String::from(href),
+        _ => Vec::from(href),
     }
 }
 
@@ -180,18 +202,19 @@ mod tests {
 
     fn tracker(spa: bool, exclude: &str) -> Tracker {
         let config = Config {
-            site: "example.com".into(),
+            site: b"example.com".to_vec(),
             spa,
-            exclude: exclude.into(),
+            exclude: exclude.as_bytes().to_vec(),
         };
         Tracker::new(config, 7, 1440, T0, false)
     }
 
     fn events(t: &mut Tracker) -> Vec<String> {
-        let Some((body, n)) = t.queue.next("example.com") else {
+        let Some((body, n)) = t.queue.next(b"example.com") else {
             return Vec::new();
         };
         t.queue.sent(n);
+        let body = String::from_utf8(body).expect("utf-8");
         let list = &body[body.find('[').expect("events") + 1..body.len() - 2];
         let mut ev: Vec<String> = list.split("},{").map(|e| format!("{{{e}}}")).collect();
         if let Some(first) = ev.first_mut() {
@@ -208,8 +231,8 @@ mod tests {
         let mut t = tracker(true, "");
         t.pageview(
             T0,
-            "https://example.com/blog/hello?utm_source=news&token=x#top",
-            "https://news.ycombinator.com/item?id=1",
+            b"https://example.com/blog/hello?utm_source=news&token=x#top",
+            b"https://news.ycombinator.com/item?id=1",
         );
         let ev = events(&mut t);
         assert_eq!(ev.len(), 1);
@@ -224,11 +247,11 @@ mod tests {
     #[test]
     fn counts_spa_navigations_once_per_url() {
         let mut t = tracker(true, "");
-        t.pageview(T0, "https://example.com/", "");
-        t.navigate(T0 + 10, "https://example.com/#section");
-        t.navigate(T0 + 2000, "https://example.com/about");
-        t.navigate(T0 + 2500, "https://example.com/about");
-        t.navigate(T0 + 3000, "https://example.com/");
+        t.pageview(T0, b"https://example.com/", b"");
+        t.navigate(T0 + 10, b"https://example.com/#section");
+        t.navigate(T0 + 2000, b"https://example.com/about");
+        t.navigate(T0 + 2500, b"https://example.com/about");
+        t.navigate(T0 + 3000, b"https://example.com/");
         let ev = events(&mut t);
         let kinds: Vec<_> = ev
             .iter()
@@ -241,27 +264,27 @@ mod tests {
         assert!(ev[2].contains("\"url\":\"https://example.com/about\""));
 
         let mut off = tracker(false, "");
-        off.pageview(T0, "https://example.com/", "");
-        off.navigate(T0 + 5000, "https://example.com/about");
+        off.pageview(T0, b"https://example.com/", b"");
+        off.navigate(T0 + 5000, b"https://example.com/about");
         assert_eq!(events(&mut off).len(), 1);
     }
 
     #[test]
     fn skips_excluded_pages() {
         let mut t = tracker(true, "/admin/*");
-        t.pageview(T0, "https://example.com/admin/users", "");
-        t.custom(T0, "https://example.com/admin/users", "Saved", None);
+        t.pageview(T0, b"https://example.com/admin/users", b"");
+        t.custom(T0, b"https://example.com/admin/users", b"Saved", None);
         t.visibility(T0 + 5000, true);
         assert!(events(&mut t).is_empty());
         t.visibility(T0 + 6000, false);
-        t.navigate(T0 + 6000, "https://example.com/pricing");
+        t.navigate(T0 + 6000, b"https://example.com/pricing");
         assert_eq!(events(&mut t).len(), 1);
     }
 
     #[test]
     fn measures_visible_time_only() {
         let mut t = tracker(true, "");
-        t.pageview(T0, "https://example.com/a", "");
+        t.pageview(T0, b"https://example.com/a", b"");
         events(&mut t);
         assert!(t.visibility(T0 + 3000, true));
         assert!(!t.visibility(T0 + 60_000, false));
@@ -283,11 +306,11 @@ mod tests {
         t.set_user(true);
         t.custom(
             T0,
-            "https://example.com/p",
-            " Signup ",
-            Some("{\"plan\":\"pro\"}".into()),
+            b"https://example.com/p",
+            b" Signup ",
+            Some(br#"{"plan":"pro"}"#.to_vec()),
         );
-        t.custom(T0, "https://example.com/p", "  ", None);
+        t.custom(T0, b"https://example.com/p", b"  ", None);
         let ev = events(&mut t);
         assert_eq!(ev.len(), 1);
         assert!(ev[0].contains(r#""name":"Signup","props":{"plan":"pro"},"user":true"#));
@@ -296,11 +319,11 @@ mod tests {
     #[test]
     fn records_outbound_clicks_only() {
         let mut t = tracker(true, "");
-        let page = "https://example.com/";
-        assert!(!t.click(T0, page, "https://example.com/about"));
-        assert!(!t.click(T0, page, "mailto:a@example.com"));
-        assert!(!t.click(T0, page, "javascript:void(0)"));
-        assert!(t.click(T0, page, "https://other.org/x?q=1"));
+        let page = b"https://example.com/";
+        assert!(!t.click(T0, page, b"https://example.com/about"));
+        assert!(!t.click(T0, page, b"mailto:a@example.com"));
+        assert!(!t.click(T0, page, b"javascript:void(0)"));
+        assert!(t.click(T0, page, b"https://other.org/x?q=1"));
         let ev = events(&mut t);
         assert_eq!(ev.len(), 1);
         assert!(ev[0].contains(
@@ -310,16 +333,34 @@ mod tests {
 
     #[test]
     fn resolves_manual_page_view_urls() {
-        let page = "https://example.com/app?x=1";
+        let page = b"https://example.com/app?x=1";
         assert_eq!(
-            resolve(page, "/virtual/step-2"),
-            "https://example.com/virtual/step-2"
+            resolve(page, b"/virtual/step-2"),
+            b"https://example.com/virtual/step-2"
         );
         assert_eq!(
-            resolve(page, "https://example.com/b"),
-            "https://example.com/b"
+            resolve(page, b"https://example.com/b"),
+            b"https://example.com/b"
         );
-        assert_eq!(resolve(page, ""), page);
-        assert_eq!(resolve(page, "//evil.org/x"), page);
+        assert_eq!(resolve(page, b""), page);
+        assert_eq!(resolve(page, b"//evil.org/x"), page);
+    }
+
+    #[test]
+    fn honours_opt_outs() {
+        let site = b"https://example.com/";
+        assert!(!opted_out(0, site));
+        for flag in [
+            opt_out::DNT,
+            opt_out::GPC,
+            opt_out::WEBDRIVER,
+            opt_out::IGNORE,
+        ] {
+            assert!(opted_out(flag, site));
+            assert!(opted_out(flag | opt_out::ALLOW_LOCAL, site));
+        }
+        assert!(opted_out(0, b"http://localhost:8000/"));
+        assert!(opted_out(0, b"file:///index.html"));
+        assert!(!opted_out(opt_out::ALLOW_LOCAL, b"http://localhost:8000/"));
     }
 }

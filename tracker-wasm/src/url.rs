@@ -1,146 +1,171 @@
 //! URL handling on absolute URLs such as `location.href` and `a.href`, which the browser has
 //! already resolved and normalised: splitting, the host, local pages, and cleaning.
+//!
+//! Like the rest of the crate it avoids everything that could panic with a formatted message
+//! (indexing, `s[a..b]`, `str::find`): on wasm32 one such call brings `core::fmt` into the
+//! binary, several times the size of the whole tracker. Slicing goes through `get`.
 
-use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Longest page or referrer URL the collector accepts, in bytes (`tally_core::wire::MAX_URL`).
 pub const MAX_URL: usize = 2048;
 
-/// The parts of an absolute URL: `scheme://authority` + `path` + `?query` + `#fragment`.
-pub struct Parts<'a> {
-    /// `scheme://authority`.
-    pub origin: &'a str,
-    /// The authority alone: `user@host:port`.
-    pub authority: &'a str,
-    pub path: &'a str,
-    /// Without the `?`.
-    pub query: &'a str,
+/// `s` split around the first byte for which `f` holds (that byte dropped).
+pub fn split_once(s: &[u8], f: impl Fn(u8) -> bool) -> Option<(&[u8], &[u8])> {
+    let i = s.iter().position(|&b| f(b))?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
-// String handling here and in the rest of the crate avoids everything that could panic
-// with a formatted message (`s[a..b]`, `find("..")`, `split(',')`): on wasm32 one such call
-// brings `core::fmt` into the binary, several times the size of the whole tracker. Slicing
-// goes through `get`, patterns are closures.
+/// The parts of an absolute URL: `scheme://authority` + `path` + `?query` (+ `#fragment`).
+pub struct Parts<'a> {
+    /// `scheme://authority`.
+    pub origin: &'a [u8],
+    /// The authority alone: `user@host:port`.
+    pub authority: &'a [u8],
+    pub path: &'a [u8],
+    /// Without the `?`.
+    pub query: &'a [u8],
+}
 
 /// Splits an `http:` or `https:` URL; anything else is `None`.
-pub fn parts(url: &str) -> Option<Parts<'_>> {
-    let (scheme, rest) = url.split_once(|c| c == ':')?;
-    if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
+pub fn parts(url: &[u8]) -> Option<Parts<'_>> {
+    let (scheme, rest) = split_once(url, |b| b == b':')?;
+    if !scheme.eq_ignore_ascii_case(b"https") && !scheme.eq_ignore_ascii_case(b"http") {
         return None;
     }
-    let rest = rest.strip_prefix("//")?;
-    let url = url.split(|c| c == '#').next().unwrap_or_default();
+    let rest = rest.strip_prefix(b"//")?;
+    let url = url.split(|&b| b == b'#').next()?;
     let auth_len = rest
-        .find(|c| c == '/' || c == '?' || c == '#')
+        .iter()
+        .position(|&b| b == b'/' || b == b'?' || b == b'#')
         .unwrap_or(rest.len());
     let (origin, rest) = url.split_at_checked(scheme.len() + 3 + auth_len)?;
-    let (path, query) = rest.split_once(|c| c == '?').unwrap_or((rest, ""));
+    let (path, query) = split_once(rest, |b| b == b'?').unwrap_or((rest, b""));
     Some(Parts {
         origin,
-        authority: origin.get(scheme.len() + 3..).unwrap_or_default(),
+        authority: origin.get(scheme.len() + 3..)?,
         path,
         query,
     })
 }
 
-/// The host of an http(s) URL, without user info and port; `""` for other URLs.
-pub fn host(url: &str) -> &str {
-    let Some(p) = parts(url) else { return "" };
+/// The host of an http(s) URL, without user info and port; empty for other URLs.
+pub fn host(url: &[u8]) -> &[u8] {
+    let Some(p) = parts(url) else { return b"" };
     let auth = p.authority;
-    let auth = auth.rsplit_once(|c| c == '@').map_or(auth, |(_, h)| h);
-    match auth.rsplit_once(|c| c == ':') {
-        Some((h, port)) if !port.contains(|c| c == ']') => h,
+    let auth = auth.rsplit(|&b| b == b'@').next().unwrap_or(auth);
+    match auth.iter().rposition(|&b| b == b':') {
+        Some(i) if !auth.ends_with(b"]") => auth.get(..i).unwrap_or(auth),
         _ => auth,
     }
 }
 
 /// Whether a page is local (`file:`, `localhost`, a loopback address): not tracked by default.
-pub fn is_local(url: &str) -> bool {
+pub fn is_local(url: &[u8]) -> bool {
     let h = host(url);
     h.is_empty()
-        || h == "localhost"
-        || h.ends_with(".localhost")
-        || h.starts_with("127.")
-        || h == "[::1]"
-        || h == "0.0.0.0"
+        || h == b"localhost"
+        || h.ends_with(b".localhost")
+        || h.starts_with(b"127.")
+        || h == b"[::1]"
+        || h == b"0.0.0.0"
+}
+
+fn origin_and_path(p: &Parts) -> Vec<u8> {
+    let mut out = Vec::from(p.origin);
+    out.extend_from_slice(if p.path.is_empty() { b"/" } else { p.path });
+    out
 }
 
 /// The URL a page view or event is recorded with: `http(s)` only, the fragment dropped, and
 /// of the query only the `utm_*` parameters kept (the collector stores nothing else of it, and
 /// other parameters may hold tokens or e-mail addresses). `None` for non-http(s) URLs.
-pub fn clean(url: &str) -> Option<String> {
+pub fn clean(url: &[u8]) -> Option<Vec<u8>> {
     let p = parts(url)?;
-    let mut out = String::from(p.origin);
-    out.push_str(if p.path.is_empty() { "/" } else { p.path });
-    let mut sep = '?';
-    for param in p.query.split(|c| c == '&') {
-        if param.starts_with("utm_") {
+    let mut out = origin_and_path(&p);
+    let mut sep = b'?';
+    for param in p.query.split(|&b| b == b'&') {
+        if param.starts_with(b"utm_") {
             out.push(sep);
-            out.push_str(param);
-            sep = '&';
+            out.extend_from_slice(param);
+            sep = b'&';
         }
     }
-    truncate(&mut out, MAX_URL);
-    Some(out)
+    Some(truncate(out, MAX_URL))
 }
 
 /// The referrer as sent: `None` when empty, not http(s), or on the page's own host
 /// (an internal navigation); otherwise its origin and path only.
-pub fn referrer(referrer: &str, page: &str) -> Option<String> {
+pub fn referrer(referrer: &[u8], page: &[u8]) -> Option<Vec<u8>> {
     let p = parts(referrer)?;
     if host(referrer).eq_ignore_ascii_case(host(page)) {
         return None;
     }
-    let mut out = String::from(p.origin);
-    out.push_str(if p.path.is_empty() { "/" } else { p.path });
-    truncate(&mut out, MAX_URL);
-    Some(out)
+    Some(truncate(origin_and_path(&p), MAX_URL))
 }
 
-/// Cuts `s` to at most `max` bytes, on a character boundary.
-pub fn truncate(s: &mut String, max: usize) {
+/// The first `max` bytes of UTF-8 text `s`, cut back to a character boundary.
+pub fn truncate(mut s: Vec<u8>, max: usize) -> Vec<u8> {
     if s.len() > max {
         let mut end = max;
-        while !s.is_char_boundary(end) {
+        while s.get(end).is_some_and(|&b| b & 0xC0 == 0x80) {
             end -= 1;
         }
-        // `end` is a char boundary, so this cannot panic.
         s.truncate(end);
     }
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(b: Option<Vec<u8>>) -> Option<String> {
+        b.map(|b| String::from_utf8(b).expect("utf-8"))
+    }
+
     #[test]
     fn splits_urls() {
-        let p = parts("https://example.com:8443/a/b?x=1&y#frag?no").expect("http");
+        let p = parts(b"https://example.com:8443/a/b?x=1&y#frag?no").expect("http");
+        assert_eq!(
+            (p.origin, p.authority, p.path, p.query),
+            (
+                &b"https://example.com:8443"[..],
+                &b"example.com:8443"[..],
+                &b"/a/b"[..],
+                &b"x=1&y"[..]
+            )
+        );
+        let p = parts(b"HTTP://example.com?q").expect("http");
         assert_eq!(
             (p.origin, p.path, p.query),
-            ("https://example.com:8443", "/a/b", "x=1&y")
+            (&b"HTTP://example.com"[..], &b""[..], &b"q"[..])
         );
-        let p = parts("HTTP://example.com?q").expect("http");
-        assert_eq!((p.origin, p.path, p.query), ("HTTP://example.com", "", "q"));
-        assert!(parts("file:///home/a.html").is_none());
-        assert!(parts("javascript:alert(1)").is_none());
-        assert!(parts("mailto:a@example.com").is_none());
-        assert!(parts("https:no-slashes").is_none());
-        let p = parts("https://example.com#x/y").expect("http");
-        assert_eq!(
-            (p.origin, p.authority, p.path),
-            ("https://example.com", "example.com", "")
-        );
+        let p = parts(b"https://example.com#x/y").expect("http");
+        assert_eq!((p.origin, p.path), (&b"https://example.com"[..], &b""[..]));
+        for url in [
+            "file:///home/a.html",
+            "javascript:alert(1)",
+            "mailto:a@b.c",
+            "https:x",
+            "x",
+        ] {
+            assert!(parts(url.as_bytes()).is_none(), "{url}");
+        }
     }
 
     #[test]
     fn finds_hosts() {
-        assert_eq!(host("https://example.com/x"), "example.com");
-        assert_eq!(host("http://user:pw@example.com:8080/x"), "example.com");
-        assert_eq!(host("http://[::1]:3000/"), "[::1]");
-        assert_eq!(host("http://[::1]/"), "[::1]");
-        assert_eq!(host("https://shop.example.com?x=1"), "shop.example.com");
-        assert_eq!(host("file:///etc/passwd"), "");
+        for (url, h) in [
+            ("https://example.com/x", "example.com"),
+            ("http://user:pw@example.com:8080/x", "example.com"),
+            ("http://[::1]:3000/", "[::1]"),
+            ("http://[::1]/", "[::1]"),
+            ("https://shop.example.com?x=1", "shop.example.com"),
+            ("file:///etc/passwd", ""),
+        ] {
+            assert_eq!(host(url.as_bytes()), h.as_bytes(), "{url}");
+        }
     }
 
     #[test]
@@ -152,44 +177,43 @@ mod tests {
             "http://[::1]:8080/",
             "http://app.localhost/",
         ] {
-            assert!(is_local(url), "{url}");
+            assert!(is_local(url.as_bytes()), "{url}");
         }
         for url in ["https://example.com/", "http://localhost.example.com/"] {
-            assert!(!is_local(url), "{url}");
+            assert!(!is_local(url.as_bytes()), "{url}");
         }
     }
 
     #[test]
     fn cleans_page_urls() {
+        let url =
+            b"https://example.com/blog/hello?utm_source=news&token=s3cret&utm_medium=mail#top";
         assert_eq!(
-            clean(
-                "https://example.com/blog/hello?utm_source=news&token=s3cret&utm_medium=mail#top"
-            )
-            .as_deref(),
+            text(clean(url)).as_deref(),
             Some("https://example.com/blog/hello?utm_source=news&utm_medium=mail")
         );
         assert_eq!(
-            clean("https://example.com?email=a@b.c").as_deref(),
+            text(clean(b"https://example.com?email=a@b.c")).as_deref(),
             Some("https://example.com/")
         );
-        assert_eq!(clean("file:///x.html"), None);
+        assert_eq!(clean(b"file:///x.html"), None);
         let long = String::from("https://example.com/") + &"é".repeat(2000);
-        let cleaned = clean(&long).expect("http");
+        let cleaned = text(clean(long.as_bytes())).expect("valid UTF-8 after the cut");
         assert!(cleaned.len() <= MAX_URL && cleaned.len() > MAX_URL - 2);
     }
 
     #[test]
     fn keeps_external_referrers_only() {
-        let page = "https://example.com/a";
-        assert_eq!(referrer("", page), None);
-        assert_eq!(referrer("https://example.com/b?q=1", page), None);
-        assert_eq!(referrer("https://EXAMPLE.com/", page), None);
+        let page = b"https://example.com/a";
+        assert_eq!(referrer(b"", page), None);
+        assert_eq!(referrer(b"https://example.com/b?q=1", page), None);
+        assert_eq!(referrer(b"https://EXAMPLE.com/", page), None);
         assert_eq!(
-            referrer("https://news.ycombinator.com/item?id=1#c", page).as_deref(),
+            text(referrer(b"https://news.ycombinator.com/item?id=1#c", page)).as_deref(),
             Some("https://news.ycombinator.com/item")
         );
         assert_eq!(
-            referrer("https://www.google.com", page).as_deref(),
+            text(referrer(b"https://www.google.com", page)).as_deref(),
             Some("https://www.google.com/")
         );
     }

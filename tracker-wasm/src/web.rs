@@ -1,18 +1,21 @@
-//! The web-sys glue: the functions `t.js` calls, each a thin adapter that reads what the
-//! browser knows, hands it to [`Tracker`], and sends what is queued. Every export returns
-//! the delay after which `t.js` should call [`flush`] (0: none needed), so timers stay in JS.
+//! The exports `t.js` calls: thin adapters that hand what the page knows to [`Tracker`] and
+//! leave the next request body in wasm memory for `t.js` to send.
+//!
+//! The interface is deliberately narrow (strings in, numbers out, no `JsValue`, no web-sys
+//! imports), so that `t.js` can instantiate the wasm-bindgen output with a few lines of glue
+//! instead of the generated bindings; see README.md, "Size".
+//!
+//! Calls that change the queue return what `t.js` must do next, as [`FLUSH`] / [`BEACON`] /
+//! [`STOPPED`] bits.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
-use js_sys::{Array, Date, Math, Object, Reflect, JSON};
 use lol_alloc::{FreeListAllocator, LockedAllocator};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-use crate::props::{Props, Value};
-use crate::queue::FLUSH_MS;
-use crate::tracker::{resolve, Config, Tracker};
-use crate::url;
+use crate::props::{Kind, Props};
+use crate::tracker::{opted_out, resolve, Config, Tracker};
 
 #[global_allocator]
 static ALLOCATOR: LockedAllocator<FreeListAllocator> =
@@ -23,192 +26,192 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+/// Send the queue after `FLUSH_MS` with `fetch`.
+pub const FLUSH: u32 = 1;
+/// Send the queue now with `sendBeacon`.
+pub const BEACON: u32 = 2;
+/// This visit is not tracked: wire nothing.
+pub const STOPPED: u32 = 4;
+
 struct State {
     tracker: Tracker,
-    api: String,
+    /// Props of the next custom event, added one by one by [`prop`].
+    props: Props,
+    /// The body [`next`] made, and how many queued events it holds.
+    body: Vec<u8>,
+    batch: usize,
 }
 
 static STATE: spin::Mutex<Option<State>> = spin::Mutex::new(None);
 
-fn now() -> u64 {
-    Date::now() as u64
-}
-
-fn window() -> web_sys::Window {
-    web_sys::window().unwrap_or_else(|| core::arch::wasm32::unreachable())
-}
-
-fn href() -> String {
-    window().location().href().unwrap_or_default()
-}
-
-/// Whether this visit must not be tracked at all (CONTRACT §1).
-fn opted_out(w: &web_sys::Window, href: &str, allow_local: bool) -> bool {
-    let nav = w.navigator();
-    let flag =
-        |name: &str| Reflect::get(&nav, &JsValue::from_str(name)).is_ok_and(|v| v.is_truthy());
-    let ignored = w
-        .local_storage()
-        .ok()
-        .flatten()
-        .and_then(|s| s.get_item("tally_ignore").ok().flatten())
-        .is_some_and(|v| v == "true");
-    nav.do_not_track() == "1"
-        || flag("globalPrivacyControl")
-        || flag("webdriver")
-        || ignored
-        || (!allow_local && url::is_local(href))
-}
-
-/// Runs `f` on the tracker, if tracking started; returns when to flush next.
-fn with(f: impl FnOnce(&mut State, u64, &str)) -> u32 {
+/// Runs `f` on the tracker, if tracking started; returns what `t.js` must do next.
+fn with(f: impl FnOnce(&mut State) -> bool) -> u32 {
     let mut guard = STATE.lock();
     let Some(state) = guard.as_mut() else {
-        return 0;
+        return STOPPED;
     };
-    f(state, now(), &href());
+    let beacon = f(state);
     let q = &state.tracker.queue;
-    if q.pending() > 0 && !q.in_flight() {
-        FLUSH_MS
+    if beacon {
+        BEACON
+    } else if q.pending() > 0 && !q.in_flight() {
+        FLUSH
     } else {
         0
     }
 }
 
-/// Sends the whole queue by `sendBeacon`, which outlives the page.
-fn beacon(state: &mut State) {
-    let nav = window().navigator();
-    while let Some((body, n)) = state.tracker.queue.next(&state.tracker.config.site) {
-        if nav.send_beacon_with_opt_str(&state.api, Some(&body)) != Ok(true) {
-            break;
-        }
-        state.tracker.queue.sent(n);
+/// Starts tracking the page `href`, loaded from `referrer`: its page view. `flags` are the
+/// [`crate::tracker::opt_out`] bits.
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn start(
+    site: String,
+    exclude: String,
+    spa: bool,
+    flags: u32,
+    href: String,
+    referrer: String,
+    screen: u32,
+    hidden: bool,
+    now: f64,
+    seed: f64,
+) -> u32 {
+    if opted_out(flags, href.as_bytes()) {
+        return STOPPED;
     }
+    let config = Config {
+        site: site.into_bytes(),
+        spa,
+        exclude: exclude.into_bytes(),
+    };
+    let now = now as u64;
+    let seed = ((seed * 4294967296.0) as u64) << 32 ^ now;
+    let mut tracker = Tracker::new(config, seed, screen, now, hidden);
+    tracker.pageview(now, href.as_bytes(), referrer.as_bytes());
+    *STATE.lock() = Some(State {
+        tracker,
+        props: Props::default(),
+        body: Vec::new(),
+        batch: 0,
+    });
+    with(|_| false)
 }
 
-/// Starts tracking this page: the page view of the load. Returns -1 when this visit is not
-/// tracked (then `t.js` wires nothing), or the flush delay.
+/// The URL changed to `href` without a load (history API, `popstate`, `hashchange`).
 #[wasm_bindgen]
-pub fn start(site: String, api: String, spa: bool, exclude: String, allow_local: bool) -> i32 {
-    let w = window();
-    let href = href();
-    if opted_out(&w, &href, allow_local) {
-        return -1;
-    }
-    let doc = w.document();
-    let hidden = doc.as_ref().is_some_and(|d| d.hidden());
-    let referrer = doc.map(|d| d.referrer()).unwrap_or_default();
-    let screen = w.screen().and_then(|s| s.width()).unwrap_or(0);
-    let seed = ((Math::random() * 4294967296.0) as u64) << 32 ^ now();
-    let config = Config { site, spa, exclude };
-    let mut tracker = Tracker::new(config, seed, screen.max(0) as u32, now(), hidden);
-    tracker.pageview(now(), &href, &referrer);
-    *STATE.lock() = Some(State { tracker, api });
-    with(|_, _, _| ()) as i32
-}
-
-/// A replayed or direct `tally(command, a, b)` call.
-#[wasm_bindgen]
-pub fn cmd(command: JsValue, a: JsValue, b: JsValue) -> u32 {
-    with(|s, now, href| match command.as_string().as_deref() {
-        Some("event") => {
-            let props = b.dyn_ref::<Object>().and_then(read_props);
-            let name = a.as_string().unwrap_or_default();
-            s.tracker.custom(now, href, &name, props);
-        }
-        Some("pageview") => {
-            let given = Reflect::get(&a, &JsValue::from_str("url"))
-                .ok()
-                .and_then(|u| u.as_string())
-                .unwrap_or_default();
-            s.tracker.leave(now);
-            s.tracker.pageview(now, &resolve(href, &given), "");
-        }
-        Some("user") => s.tracker.set_user(a.is_truthy()),
-        _ => {}
+pub fn nav(href: String, now: f64) -> u32 {
+    with(|s| {
+        s.tracker.navigate(now as u64, href.as_bytes());
+        false
     })
-}
-
-/// The props object of a custom event, within the limits of CONTRACT §1.
-fn read_props(obj: &Object) -> Option<String> {
-    let mut props = Props::default();
-    for entry in Object::entries(obj).iter() {
-        let entry: Array = entry.unchecked_into();
-        let (key, value) = (entry.get(0).as_string().unwrap_or_default(), entry.get(1));
-        let text = value.as_string();
-        let number = match value.as_f64() {
-            Some(n) if n.is_finite() => JSON::stringify(&value).ok().map(String::from),
-            _ => None,
-        };
-        let v = match (&text, &number, value.as_bool()) {
-            (Some(s), _, _) => Some(Value::Str(s)),
-            (_, Some(n), _) => Some(Value::Num(n)),
-            (_, _, Some(b)) => Some(Value::Bool(b)),
-            _ => None,
-        };
-        props.add(&key, v);
-    }
-    props.finish()
-}
-
-/// The URL changed without a load (history API, `popstate`, `hashchange`).
-#[wasm_bindgen]
-pub fn nav() -> u32 {
-    with(|s, now, href| s.tracker.navigate(now, href))
 }
 
 /// The page became hidden or visible, or is being left (`pagehide`: `hidden` true).
 #[wasm_bindgen]
-pub fn vis(hidden: bool) -> u32 {
-    with(|s, now, _| {
-        if s.tracker.visibility(now, hidden) {
-            beacon(s);
-        }
+pub fn vis(hidden: bool, now: f64) -> u32 {
+    with(|s| s.tracker.visibility(now as u64, hidden))
+}
+
+/// A click on a link to `link` on the page `href`.
+#[wasm_bindgen]
+pub fn click(href: String, link: String, now: f64) -> u32 {
+    with(|s| {
+        s.tracker
+            .click(now as u64, href.as_bytes(), link.as_bytes())
     })
 }
 
-/// A click on a link to `link`.
+/// One prop of the next custom event: `kind` 0 string, 1 finite number, 2 boolean, else
+/// another type (dropped); `value` its text.
 #[wasm_bindgen]
-pub fn click(link: String) -> u32 {
-    with(|s, now, href| {
-        if s.tracker.click(now, href, &link) {
-            beacon(s);
-        }
+pub fn prop(key: String, value: String, kind: u32) {
+    let kind = match kind {
+        0 => Kind::Str,
+        1 => Kind::Num,
+        2 => Kind::Bool,
+        _ => Kind::Other,
+    };
+    with(|s| {
+        s.props.add(key.as_bytes(), value.as_bytes(), kind);
+        false
+    });
+}
+
+/// `tally('event', name, props)` on the page `href`, with the props given by [`prop`].
+#[wasm_bindgen]
+pub fn event(href: String, name: String, now: f64) -> u32 {
+    with(|s| {
+        let props = core::mem::take(&mut s.props).finish();
+        s.tracker
+            .custom(now as u64, href.as_bytes(), name.as_bytes(), props);
+        false
     })
 }
 
-/// Sends the next batch with `fetch(…, {keepalive: true})`; `t.js` reports its status to
-/// [`done`]. Returns the fetch promise, or `undefined` when there is nothing to send.
+/// `tally('pageview', {url})` on the page `href`.
 #[wasm_bindgen]
-pub fn flush() -> JsValue {
-    let mut guard = STATE.lock();
-    let Some(s) = guard.as_mut() else {
-        return JsValue::UNDEFINED;
-    };
-    if s.tracker.queue.in_flight() {
-        return JsValue::UNDEFINED;
-    }
-    let Some((body, n)) = s.tracker.queue.next(&s.tracker.config.site) else {
-        return JsValue::UNDEFINED;
-    };
-    let init = Object::new();
-    for (key, value) in [
-        ("method", JsValue::from_str("POST")),
-        ("body", JsValue::from_str(&body)),
-        ("keepalive", JsValue::TRUE),
-    ] {
-        let _ = Reflect::set(&init, &JsValue::from_str(key), &value);
-    }
-    s.tracker.queue.start(n);
-    window()
-        .fetch_with_str_and_init(&s.api, init.unchecked_ref())
-        .into()
+pub fn page(href: String, url: String, now: f64) -> u32 {
+    with(|s| {
+        let now = now as u64;
+        s.tracker.leave(now);
+        s.tracker
+            .pageview(now, &resolve(href.as_bytes(), url.as_bytes()), b"");
+        false
+    })
 }
 
-/// The `fetch` of [`flush`] ended with `status` (0: network error). Returns the delay until
-/// the next try or batch.
+/// `tally('user', logged_in)`.
 #[wasm_bindgen]
-pub fn done(status: u16) -> u32 {
+pub fn user(logged_in: bool) {
+    with(|s| {
+        s.tracker.set_user(logged_in);
+        false
+    });
+}
+
+/// Makes the next request body; returns its length in bytes (0: nothing to send, or, unless
+/// `beacon`, a `fetch` is still in flight). The body is at [`body`].
+#[wasm_bindgen]
+pub fn next(beacon: bool) -> u32 {
     let mut guard = STATE.lock();
-    guard.as_mut().map_or(0, |s| s.tracker.queue.done(status))
+    let Some(s) = guard.as_mut() else { return 0 };
+    let q = &s.tracker.queue;
+    match q.next(&s.tracker.config.site) {
+        Some((body, n)) if beacon || !q.in_flight() => {
+            (s.body, s.batch) = (body, n);
+            s.body.len() as u32
+        }
+        _ => 0,
+    }
+}
+
+/// Where the body of [`next`] is in wasm memory.
+#[wasm_bindgen]
+pub fn body() -> u32 {
+    STATE.lock().as_ref().map_or(0, |s| s.body.as_ptr() as u32)
+}
+
+/// The body of [`next`] was handed to `sendBeacon` (`fetch`: false), which accepted it.
+#[wasm_bindgen]
+pub fn sent(fetch: bool) {
+    with(|s| {
+        if fetch {
+            s.tracker.queue.start(s.batch);
+        } else {
+            s.tracker.queue.sent(s.batch);
+        }
+        s.batch = 0;
+        false
+    });
+}
+
+/// The `fetch` in flight ended with `status` (0: network error). Returns the delay in ms
+/// until the next try or batch (0: none).
+#[wasm_bindgen]
+pub fn done(status: u32) -> u32 {
+    let mut guard = STATE.lock();
+    guard
+        .as_mut()
+        .map_or(0, |s| s.tracker.queue.done(status.min(999) as u16))
 }
