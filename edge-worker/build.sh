@@ -7,6 +7,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 cd "$here"
 
+# The tests build once, then start `wrangler dev` several times without rebuilding.
+if [ "${TALLY_EDGE_SKIP_BUILD:-0}" = 1 ] && [ -f build/index_bg.wasm ] && [ -f build/assets/t.js ]; then
+  exit 0
+fi
+
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$(ls "$here"/node_modules/@esbuild/*/bin/esbuild | head -n1)}"
