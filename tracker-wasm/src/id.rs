@@ -14,7 +14,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -25,7 +25,7 @@ impl Rng {
 
     /// A ULID for an event made at `ts` (ms since 1970).
     pub fn ulid(&mut self, ts: u64) -> Vec<u8> {
-        let (a, b) = (self.next(), self.next());
+        let (a, b) = (self.next_u64(), self.next_u64());
         ulid(ts, a, b)
     }
 }

@@ -1,0 +1,21 @@
+// The tracker's size budget: t.js + every file it loads ≤ 2560 bytes with gzip -9.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { buildOnce, TRACKER_DIR } from './helpers.mjs';
+
+export const BUDGET = 2560;
+
+test(`t.js and its wasm are at most ${BUDGET} bytes gzip -9`, () => {
+  buildOnce();
+  const files = readdirSync(TRACKER_DIR).filter((f) => f === 't.js' || f.endsWith('.wasm'));
+  assert.equal(files.length, 2, `one t.js and one wasm in ${TRACKER_DIR}: ${files}`);
+  const js = readFileSync(path.join(TRACKER_DIR, 't.js'), 'utf8');
+  const wasm = files.find((f) => f.endsWith('.wasm'));
+  assert.ok(js.includes(JSON.stringify(wasm)), 't.js loads the wasm that is there');
+  const sizes = files.map((f) => [f, gzipSync(readFileSync(path.join(TRACKER_DIR, f)), { level: 9 }).length]);
+  const total = sizes.reduce((a, [, n]) => a + n, 0);
+  assert.ok(total <= BUDGET, `gzip -9 sizes ${JSON.stringify(Object.fromEntries(sizes))}, total ${total} > ${BUDGET}`);
+});
