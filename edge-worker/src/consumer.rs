@@ -35,18 +35,18 @@ pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
     let later = QueueRetryOptionsBuilder::new()
         .with_delay_seconds(retry::delay_s(age_s, base))
         .build();
-    let delivery = match (&cfg, out.events) {
+    let delivery = match (&cfg, out.messages) {
         (_, 0) => Delivery::Delivered,
         (Ok(cfg), n) => match ingest::post_batch(cfg, out.body).await {
             Ok(status) => {
                 let d = Delivery::of_status(status);
                 if d == Delivery::Delivered {
-                    worker::console_log!("forwarded {} events ({})", n, status);
+                    worker::console_log!("forwarded {} requests' events ({})", n, status);
                 }
                 d
             }
             Err(e) => {
-                worker::console_warn!("forwarding {} events failed: {}", n, e);
+                worker::console_warn!("forwarding {} requests' events failed: {}", n, e);
                 Delivery::Retry
             }
         },

@@ -117,9 +117,10 @@ pub async fn replay(mut req: Request, env: &Env) -> Result<Response> {
         )
         .await?;
     }
-    http::json(
+    let remaining = remaining || done.len() < parked.len();
+    http::raw_json(
         200,
-        &serde_json::json!({ "replayed": done.len(), "remaining": remaining || done.len() < parked.len() }),
+        format!("{{\"replayed\":{},\"remaining\":{remaining}}}", done.len()),
     )
 }
 

@@ -1,14 +1,17 @@
 //! Response helpers: JSON bodies and the `{"error": "..."}` shape of CONTRACT §2.
 
-use serde::Serialize;
 use worker::{Response, Result};
 
-pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
-    Ok(Response::from_json(body)?.with_status(status))
+/// A response whose body is already JSON text.
+pub fn raw_json(status: u16, body: String) -> Result<Response> {
+    let mut resp = Response::ok(body)?.with_status(status);
+    resp.headers_mut().set("Content-Type", "application/json")?;
+    Ok(resp)
 }
 
 pub fn error(status: u16, message: &str) -> Result<Response> {
-    json(status, &serde_json::json!({ "error": message }))
+    let message = serde_json::to_string(message)?;
+    raw_json(status, format!("{{\"error\":{message}}}"))
 }
 
 /// Unix milliseconds now.

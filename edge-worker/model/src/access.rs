@@ -180,9 +180,15 @@ mod tests {
             Some("www.example.com")
         );
         assert_eq!(host_of("not a url"), None);
-        assert_eq!(host_of("https://user:pw@Example.com/"), Some("example.com".into()));
+        assert_eq!(
+            host_of("https://user:pw@Example.com/"),
+            Some("example.com".into())
+        );
         assert_eq!(host_of("http://[::1]:8080/"), Some("::1".into()));
-        assert_eq!(host_of("https://evil.com\\@example.com/"), Some("evil.com".into()));
+        assert_eq!(
+            host_of("https://evil.com\\@example.com/"),
+            Some("evil.com".into())
+        );
         assert_eq!(host_of("ftp://example.com/"), None);
         assert_eq!(host_of("https:///x"), None);
         assert_eq!(host_of("https://example.com?x"), Some("example.com".into()));
@@ -193,7 +199,10 @@ mod tests {
         assert_eq!(path_of("https://edge.test/api/event?x=1"), "/api/event");
         assert_eq!(path_of("https://edge.test"), "/");
         assert_eq!(path_of("https://edge.test/t.js#a"), "/t.js");
-        assert_eq!(query_param("https://x/take?limit=5&a=b", "limit"), Some("5"));
+        assert_eq!(
+            query_param("https://x/take?limit=5&a=b", "limit"),
+            Some("5")
+        );
         assert_eq!(query_param("https://x/take?limits=5", "limit"), None);
         assert_eq!(query_param("https://x/take", "limit"), None);
     }
