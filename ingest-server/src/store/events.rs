@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Dialect, Store, StoreError};
 
 /// An event ready to be stored: validated, cleaned and enriched.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,14 +72,20 @@ const COLUMNS: &[&str] = &[
 /// Rows per INSERT statement (keeps the bound parameters under every database's limit).
 const ROWS_PER_STATEMENT: usize = 250;
 
-fn insert_sql(rows: usize) -> String {
+/// The multi-row insert. SQLite gets plain `?` placeholders: with numbered ones the driver
+/// looks every parameter up by name, which costs time quadratic in the statement's size.
+fn insert_sql(rows: usize, dialect: Dialect) -> String {
     let mut sql = format!("INSERT INTO events ({}) VALUES ", COLUMNS.join(", "));
     let mut n = 0;
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
         for c in 0..COLUMNS.len() {
             n += 1;
-            let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
+            let sep = if c == 0 { "" } else { ", " };
+            let _ = match dialect {
+                Dialect::Sqlite => write!(sql, "{sep}?"),
+                Dialect::Postgres => write!(sql, "{sep}${n}"),
+            };
         }
         sql.push(')');
     }
@@ -95,7 +101,7 @@ impl Store {
         let mut inserted = HashSet::with_capacity(events.len());
         let mut tx = self.pool.begin().await?;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(chunk.len());
+            let sql = insert_sql(chunk.len(), self.dialect);
             let mut query = sqlx::query(&sql);
             for e in chunk {
                 query = query
@@ -163,11 +169,13 @@ impl Store {
     }
 
     /// Deletes raw events older than `cutoff_ms` among the oldest 10,000 stored (walking the
-    /// primary key, so no index on time alone is needed); called every minute.
+    /// primary key, so no index on time alone is needed); called every minute. Only events
+    /// the rollup worker has counted are deleted; rollups are never touched.
     pub async fn prune_events(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let result = sqlx::query(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM \
-             (SELECT seq, ts FROM events ORDER BY seq LIMIT 10000) oldest WHERE oldest.ts < $1)",
+             (SELECT seq, ts, rolled FROM events ORDER BY seq LIMIT 10000) oldest \
+             WHERE oldest.ts < $1 AND oldest.rolled = 1)",
         )
         .bind(cutoff_ms)
         .execute(&self.pool)
@@ -260,10 +268,12 @@ mod tests {
 
     #[test]
     fn insert_sql_numbers_every_parameter() {
-        let sql = insert_sql(2);
         let n = COLUMNS.len();
+        let sql = insert_sql(2, Dialect::Postgres);
         assert!(sql.contains(&format!("${}", 2 * n)));
         assert!(!sql.contains(&format!("${}", 2 * n + 1)));
+        let sql = insert_sql(2, Dialect::Sqlite);
+        assert_eq!(sql.matches('?').count(), 2 * n);
         assert!(sql.ends_with("ON CONFLICT (id) DO NOTHING RETURNING id"));
         assert!(ROWS_PER_STATEMENT * COLUMNS.len() < 32_766);
     }

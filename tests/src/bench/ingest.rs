@@ -1,0 +1,415 @@
+//! Ingest throughput and latency against the real release binary, over loopback HTTP.
+//!
+//! - batched: concurrent clients posting bodies of 50 events to `/api/event`, SQLite and
+//!   PostgreSQL; the figure is events acknowledged (`202`) per second;
+//! - single: one event per request; requests per second;
+//! - baseline: the same single-event load against an axum handler that reads the body and
+//!   answers `202` without doing anything (`bench noop-server`), in its own process too;
+//! - latency: an open-loop load at a fixed rate (default 10,000 req/s) of single-event
+//!   requests, latency measured from each request's scheduled start (so a stalled server
+//!   cannot hide its queueing), p50 / p99;
+//! - memory: the server's peak RSS (`VmHWM`) after all of it.
+//!
+//! The load generator runs on the same 2-core machine as the server, so every figure is a
+//! lower bound of what the server does on its own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+
+use super::Row;
+
+pub const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Seconds each throughput phase lasts.
+    pub seconds: u64,
+    /// Concurrent client connections.
+    pub concurrency: usize,
+    /// Target rate of the latency phase.
+    pub rate: u64,
+    /// Run the PostgreSQL phase (needs the server on 127.0.0.1:5432).
+    pub postgres: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            seconds: 10,
+            concurrency: 32,
+            rate: 10_000,
+            postgres: true,
+        }
+    }
+}
+
+/// The workspace root (the bench runs from anywhere inside it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Builds and returns the release `ingest-server` binary.
+pub fn release_binary() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-q", "-p", "ingest-server"])
+        .current_dir(&root)
+        .status()
+        .context("cargo build")?;
+    anyhow::ensure!(status.success(), "building ingest-server failed");
+    Ok(root.join("target/release/ingest-server"))
+}
+
+/// A child process serving on a free loopback port; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Peak resident memory of the process, in MiB.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_ready(base: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("server at {base} did not start")
+}
+
+/// Starts the ingest server on `database_url` with one registered site, `example.com`.
+pub async fn start_ingest(
+    binary: &Path,
+    database_url: &str,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<Server> {
+    let status = Command::new(binary)
+        .args(["--database-url", database_url, "site", "add", "example.com"])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "site add failed");
+    let port = free_port()?;
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "--database-url",
+        database_url,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--rate-limit",
+        "0",
+        "serve",
+    ])
+    .env("TALLY_LOG", "warn")
+    .stdout(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let server = Server {
+        child: cmd.spawn().context("spawning ingest-server")?,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&server.base).await?;
+    Ok(server)
+}
+
+/// Starts the no-op baseline (`bench noop-server`) as a child process.
+pub async fn start_noop() -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let server = Server {
+        child: Command::new(std::env::current_exe()?)
+            .args(["noop-server", "--listen", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .context("spawning the no-op server")?,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&server.base).await?;
+    Ok(server)
+}
+
+/// The no-op baseline: reads the body and answers like the collector would, doing nothing.
+pub async fn serve_noop(listen: &str) -> anyhow::Result<()> {
+    use axum::routing::{get, post};
+    let router = axum::Router::new()
+        .route(
+            "/api/event",
+            post(|body: axum::body::Bytes| async move {
+                let n = body.len().min(1);
+                (
+                    axum::http::StatusCode::ACCEPTED,
+                    axum::Json(serde_json::json!({"accepted": n, "duplicates": 0})),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh ULID-shaped id: time in the high bits, a process-wide counter in the low ones.
+pub fn event_id() -> String {
+    const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut v: u128 = (u128::from(ms) << 80)
+        | (u128::from(std::process::id()) << 48)
+        | u128::from(SEQ.fetch_add(1, Ordering::Relaxed));
+    let mut out = [b'0'; 26];
+    for slot in out.iter_mut().rev() {
+        *slot = CROCKFORD[(v & 31) as usize];
+        v >>= 5;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A request body of `n` page views of example.com.
+pub fn body(n: usize) -> String {
+    let mut s = String::from(r#"{"site":"example.com","events":["#);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            r#"{{"id":"{}","kind":"pageview","url":"https://example.com/page/{}","referrer":"https://news.ycombinator.com/","screen":1440,"ts":1732380000000}}"#,
+            event_id(),
+            i % 40
+        ));
+    }
+    s.push_str("]}");
+    s
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: String) -> Option<u64> {
+    let r = client
+        .post(url)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .header("user-agent", UA)
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    if r.status().as_u16() != 202 {
+        return None;
+    }
+    let v: serde_json::Value = r.json().await.ok()?;
+    v["accepted"].as_u64()
+}
+
+/// Closed-loop load: `concurrency` clients posting `per_request` events for `seconds`.
+/// Returns (requests acknowledged per second, events accepted per second).
+pub async fn closed_loop(
+    base: &str,
+    per_request: usize,
+    concurrency: usize,
+    seconds: u64,
+) -> (f64, f64) {
+    let url = format!("{base}/api/event");
+    let requests = Arc::new(AtomicU64::new(0));
+    let events = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    let client = client();
+    for _ in 0..concurrency {
+        let (client, url, requests, events) = (
+            client.clone(),
+            url.clone(),
+            requests.clone(),
+            events.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if let Some(n) = post(&client, &url, body(per_request)).await {
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    events.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    (
+        requests.load(Ordering::Relaxed) as f64 / secs,
+        events.load(Ordering::Relaxed) as f64 / secs,
+    )
+}
+
+/// Open-loop load at `rate` single-event requests per second for `seconds`; latency in µs
+/// from each request's scheduled start. Returns (p50 ms, p99 ms, achieved req/s, errors).
+pub async fn open_loop(base: &str, rate: u64, seconds: u64) -> (f64, f64, f64, u64) {
+    let url = format!("{base}/api/event");
+    let hist = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new(3).expect("histogram"),
+    ));
+    let errors = Arc::new(AtomicU64::new(0));
+    let client = client();
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = started + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if scheduled > now {
+            tokio::time::sleep(scheduled - now).await;
+        }
+        let (client, url, hist, errors) =
+            (client.clone(), url.clone(), hist.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let ok = post(&client, &url, body(1)).await.is_some();
+            let micros = scheduled.elapsed().as_micros() as u64;
+            if ok {
+                if let Ok(mut h) = hist.lock() {
+                    let _ = h.record(micros.max(1));
+                }
+            } else {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let h = hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| Histogram::new(3).expect("histogram"));
+    (
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.len() as f64 / secs,
+        errors.load(Ordering::Relaxed),
+    )
+}
+
+/// A fresh PostgreSQL database for a benchmark run.
+pub async fn fresh_postgres(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let admin = ingest_server::store::Store::connect(admin_url).await?;
+    sqlx_exec(&admin, &format!("DROP DATABASE IF EXISTS {name}")).await?;
+    sqlx_exec(&admin, &format!("CREATE DATABASE {name}")).await?;
+    admin.close().await;
+    let prefix = admin_url
+        .rsplit_once('/')
+        .map(|(p, _)| p)
+        .unwrap_or(admin_url);
+    Ok(format!("{prefix}/{name}"))
+}
+
+async fn sqlx_exec(store: &ingest_server::store::Store, sql: &str) -> anyhow::Result<()> {
+    sqlx::query(sql).execute(&store.pool).await?;
+    Ok(())
+}
+
+/// Runs every ingest benchmark and returns the report rows.
+pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Row>> {
+    let binary = release_binary()?;
+    let dir = tempfile::tempdir()?;
+    let mut rows = Vec::new();
+    let s = settings.seconds;
+    let c = settings.concurrency;
+
+    let noop = start_noop().await?;
+    let (noop_rps, _) = closed_loop(&noop.base, 1, c, s).await;
+    drop(noop);
+    rows.push(Row::new(
+        "no-op axum handler, requests/s (baseline)",
+        format!("{noop_rps:.0}"),
+    ));
+
+    let sqlite_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let server = start_ingest(&binary, &sqlite_url, &[]).await?;
+    let (_, batched) = closed_loop(&server.base, 50, c, s).await;
+    rows.push(Row::new(
+        "ingest, batches of 50, SQLite: events/s",
+        format!("{batched:.0}"),
+    ));
+    let (single, _) = closed_loop(&server.base, 1, c, s).await;
+    rows.push(Row::new(
+        "ingest, single-event requests/s, SQLite",
+        format!("{single:.0}"),
+    ));
+    rows.push(Row::new(
+        "single-event / no-op baseline",
+        format!("{:.2}", single / noop_rps),
+    ));
+    let (p50, p99, achieved, errors) = open_loop(&server.base, settings.rate, s).await;
+    rows.push(Row::new(
+        format!(
+            "latency at {} req/s (achieved {achieved:.0}/s, {errors} errors), SQLite",
+            settings.rate
+        ),
+        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
+    ));
+    if let Some(rss) = server.peak_rss_mib() {
+        rows.push(Row::new(
+            "ingest server peak RSS after the SQLite runs",
+            format!("{rss:.1} MiB"),
+        ));
+    }
+    drop(server);
+
+    if settings.postgres {
+        let admin = std::env::var("TALLY_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let url = fresh_postgres(&admin, "tally_bench_ingest").await?;
+        let server = start_ingest(&binary, &url, &[]).await?;
+        let (_, batched) = closed_loop(&server.base, 50, c, s).await;
+        rows.push(Row::new(
+            "ingest, batches of 50, PostgreSQL: events/s",
+            format!("{batched:.0}"),
+        ));
+        let (single, _) = closed_loop(&server.base, 1, c, s).await;
+        rows.push(Row::new(
+            "ingest, single-event requests/s, PostgreSQL",
+            format!("{single:.0}"),
+        ));
+    }
+    Ok(rows)
+}

@@ -1,0 +1,78 @@
+//! The benchmark report: runs every benchmark of the project and prints one table.
+//!
+//! `cargo run --release -p tally-tests --bin bench` runs them all; `bench ingest` or
+//! `bench stats` runs one part. Figures depend on the machine; the README lists the ones
+//! measured on the project's 2-core reference machine.
+
+use clap::{Parser, Subcommand};
+use tally_tests::bench::{self, Row};
+
+#[derive(Parser)]
+#[command(about = "Tally's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Seconds per throughput phase of the ingest benchmark.
+    #[arg(long, default_value_t = 10, global = true)]
+    seconds: u64,
+    /// Concurrent clients of the ingest benchmark.
+    #[arg(long, default_value_t = 32, global = true)]
+    concurrency: usize,
+    /// Target request rate of the latency phase.
+    #[arg(long, default_value_t = 10_000, global = true)]
+    rate: u64,
+    /// Skip the PostgreSQL runs.
+    #[arg(long, global = true)]
+    no_postgres: bool,
+    /// Events generated for the stats benchmark.
+    #[arg(long, default_value_t = 10_000_000, global = true)]
+    stats_events: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything (the default).
+    All,
+    /// Ingest throughput, latency and memory.
+    Ingest,
+    /// Stats query latency.
+    Stats,
+    /// The no-op baseline server the ingest benchmark compares against.
+    #[command(hide = true)]
+    NoopServer {
+        #[arg(long)]
+        listen: String,
+    },
+}
+
+fn print(rows: &[Row]) {
+    let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(0);
+    println!("\n| {:width$} | figure |", "benchmark");
+    println!("|-{}-|--------|", "-".repeat(width));
+    for r in rows {
+        println!("| {:width$} | {} |", r.what, r.figure);
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = bench::ingest::Settings {
+        seconds: cli.seconds,
+        concurrency: cli.concurrency,
+        rate: cli.rate,
+        postgres: !cli.no_postgres,
+    };
+    let mut rows = Vec::new();
+    match cli.command.unwrap_or(Cmd::All) {
+        Cmd::NoopServer { listen } => return bench::ingest::serve_noop(&listen).await,
+        Cmd::Ingest => rows.extend(bench::ingest::run(&settings).await?),
+        Cmd::Stats => rows.extend(bench::stats::run(cli.stats_events).await?),
+        Cmd::All => {
+            rows.extend(bench::ingest::run(&settings).await?);
+            rows.extend(bench::stats::run(cli.stats_events).await?);
+        }
+    }
+    print(&rows);
+    Ok(())
+}
