@@ -42,4 +42,4 @@ npm_install() {
   fi
 }
 npm_install .
-npm_install edge-worker
+[ "${TALLY_SKIP_EDGE:-0}" = 1 ] || npm_install edge-worker

@@ -55,6 +55,10 @@ async fn headers(request: Request, next: Next) -> Response {
             "public, max-age=3600"
         };
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    } else if path == "/demo" || path.starts_with("/demo/") {
+        // The demo site stands for a customer's site: it carries the inline snippet and
+        // runs the tracker's wasm, so it does not get the admin page's policy.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     } else {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
