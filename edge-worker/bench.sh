@@ -4,5 +4,5 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 (cd "$here/.." && cargo build -q -p ingest-server)
-(cd "$here" && ./build.sh >/dev/null)
+(cd "$here" && ./build.sh >/dev/null 2>&1)
 cd "$here" && node bench.mjs

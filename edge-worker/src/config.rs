@@ -4,11 +4,8 @@ use tally_edge_model::retry::BASE_DELAY_S;
 use worker::{Env, Error, Result};
 
 pub const EVENTS_QUEUE: &str = "EVENTS";
-pub const REPLAY_QUEUE: &str = "REPLAY";
-pub const STORE_OBJECT: &str = "STORE";
+pub const SALT_OBJECT: &str = "SALT";
 pub const RATE_LIMITER: &str = "RATE_LIMITER";
-/// The dead-letter queue's name in wrangler.toml.
-pub const DEAD_LETTER_QUEUE: &str = "tally-events-dlq";
 
 /// What the worker needs to talk to the ingest server.
 #[derive(Clone)]

@@ -1,19 +1,17 @@
 //! The queue consumer: each batch of queued requests becomes one signed batch to the ingest
 //! server; it is acknowledged only after a `2xx`, and retried with backoff otherwise (after
-//! `max_retries` the queue moves it to the dead-letter queue, see [`crate::dead_letters`]).
+//! `max_retries` the queue moves it to the dead-letter queue, which has no consumer; see
+//! README, "Dead letters", for replaying it).
 
 use tally_edge_model::forward::{batch_body, Delivery};
 use tally_edge_model::retry;
 use worker::{Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage, Result};
 
-use crate::config::{Config, DEAD_LETTER_QUEUE};
+use crate::config::Config;
 use crate::http::now_ms;
-use crate::{dead_letters, ingest};
+use crate::ingest;
 
 pub async fn consume(batch: MessageBatch<String>, env: &Env) -> Result<()> {
-    if batch.queue() == DEAD_LETTER_QUEUE {
-        return dead_letters::park(batch, env).await;
-    }
     let messages: Vec<RawMessage> = batch.raw_iter().collect();
     let bodies: Vec<String> = messages
         .iter()

@@ -3,11 +3,9 @@
 //! `tally-edge-model` (`model/`: enrichment, access, retries, salts, batches).
 //!
 //! - [`collect`]: `POST /api/event`: rate limit, validate, check the site, enrich, queue, `202`.
-//! - [`consumer`]: the queue consumer: signed batches to the ingest server, retries, and the
-//!   dead-letter queue's parking.
+//! - [`consumer`]: the queue consumer: signed batches to the ingest server, and retries.
 //! - [`ingest`]: the signed requests to the ingest server, and the cached list of sites.
-//! - [`salt_keeper`]: the `EdgeStore` durable object (daily salts, parked dead letters).
-//! - [`dead_letters`]: parking dead letters and `POST /api/edge/replay`.
+//! - [`salt_keeper`]: the `SaltKeeper` durable object (daily salts).
 //! - [`config`], [`http`]: configuration from the environment, response helpers.
 //!
 //! The tracker assets (`/t.js`, its wasm) are served by the platform from `build/assets`.
@@ -17,12 +15,11 @@ use worker::{event, Context, Env, MessageBatch, Method, Request, Response, Resul
 mod collect;
 mod config;
 mod consumer;
-mod dead_letters;
 mod http;
 mod ingest;
 mod salt_keeper;
 
-pub use salt_keeper::EdgeStore;
+pub use salt_keeper::SaltKeeper;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -30,8 +27,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let result = match (req.method(), path.as_str()) {
         (Method::Post, "/api/event") => collect::post_event(req, &env, &ctx).await,
         (Method::Options, "/api/event") => collect::preflight(&req, &env, &ctx).await,
-        (Method::Post, "/api/edge/replay") => dead_letters::replay(req, &env).await,
-        (_, "/api/event" | "/api/edge/replay") => http::error(405, "method not allowed"),
+        (_, "/api/event") => http::error(405, "method not allowed"),
         _ => http::error(404, "not found"),
     };
     result.or_else(|e| {

@@ -1,9 +1,7 @@
-//! The `EdgeStore` durable object class. Its instance "salt" keeps the daily salts: it makes one random salt per
+//! The `SaltKeeper` durable object (one instance, named "salt"): it makes one random salt per
 //! UTC day on first use and deletes each salt 48 hours after its day began (an alarm after
 //! every midnight). Workers cache today's salt in memory for the rest of the day, so hashing
 //! costs one call to the object per isolate per day, and never depends on the ingest server.
-//! Its instance "dead-letters" keeps dead-lettered batches (see [`crate::dead_letters`]); one
-//! class serves both because each class costs the bundle its own glue.
 
 use std::cell::RefCell;
 
@@ -14,7 +12,7 @@ use worker::{
     durable_object, DurableObject, Env, Error, ListOptions, Request, Response, Result, State,
 };
 
-use crate::config::STORE_OBJECT;
+use crate::config::SALT_OBJECT;
 use crate::http::now_ms;
 
 #[derive(Serialize, Deserialize)]
@@ -36,7 +34,7 @@ pub async fn today(env: &Env, now_ms: i64) -> Result<Vec<u8>> {
     }) {
         return Ok(salt);
     }
-    let stub = env.durable_object(STORE_OBJECT)?.get_by_name("salt")?;
+    let stub = env.durable_object(SALT_OBJECT)?.get_by_name("salt")?;
     let answer: DaySalt = stub
         .fetch_with_str("https://store/salt")
         .await?
@@ -51,20 +49,19 @@ pub async fn today(env: &Env, now_ms: i64) -> Result<Vec<u8>> {
 }
 
 #[durable_object]
-pub struct EdgeStore {
+pub struct SaltKeeper {
     state: State,
 }
 
-impl DurableObject for EdgeStore {
+impl DurableObject for SaltKeeper {
     fn new(state: State, _env: Env) -> Self {
         Self { state }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let url = req.inner().url();
-        match tally_edge_model::access::path_of(&url) {
+        match tally_edge_model::access::path_of(&req.inner().url()) {
             "/salt" => self.salt().await,
-            path => crate::dead_letters::serve(self.state.storage(), req, path, &url).await,
+            _ => Response::error("not found", 404),
         }
     }
 
@@ -89,7 +86,7 @@ impl DurableObject for EdgeStore {
     }
 }
 
-impl EdgeStore {
+impl SaltKeeper {
     async fn salt(&self) -> Result<Response> {
         let now = now_ms();
         let day = salt_day(now);

@@ -150,19 +150,6 @@ test('a forged, stale or replayed batch sent straight to the ingest server is re
   assert.equal(ingest.events().filter((e) => e.id === ev.id).length, 1);
 });
 
-test('the replay endpoint of dead letters is signed', async () => {
-  const unsigned = await fetch(`${edge.base}/api/edge/replay`, { method: 'POST', body: '' });
-  assert.equal(unsigned.status, 401);
-  const ts = Math.floor(Date.now() / 1000);
-  const signed = await fetch(`${edge.base}/api/edge/replay`, {
-    method: 'POST',
-    headers: { 'X-Tally-Timestamp': String(ts), 'X-Tally-Signature': sign(ts, '') },
-    body: '',
-  });
-  assert.equal(signed.status, 200);
-  assert.deepEqual(await signed.json(), { replayed: 0, remaining: false });
-});
-
 test('the client IP and User-Agent appear nowhere in the ingest database or logs', async () => {
   assert.ok(sent.length >= 12);
   assert.ok(sent.every((id) => storedIds().has(id)));
