@@ -9,6 +9,8 @@
 //! - [`enrich`]: a validated wire event + what the request tells → the row to store.
 //! - [`pipeline`]: the bounded queue and the group-committing writer.
 //! - [`store`]: SQLite / PostgreSQL, migrations, the batched idempotent insert.
+//! - [`rollup`]: the background worker that counts events into visits and rollups.
+//! - [`stats`]: the stats queries (CONTRACT §4) over rollups and raw events.
 //! - [`maintenance`]: salt rotation, replay-guard expiry, retention, cache refresh.
 //! - [`app`]: the state handlers share.
 //!
@@ -22,6 +24,8 @@ pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod pipeline;
+pub mod rollup;
+pub mod stats;
 pub mod store;
 
 use std::future::Future;
@@ -60,6 +64,7 @@ pub async fn serve(
     let app = App::new(config, store.clone(), pipeline, metrics)?;
     app.sites.reload(&store).await?;
     let maintenance = tokio::spawn(maintenance::run(app.clone()));
+    let roller = tokio::spawn(rollup::run(store.clone()));
 
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let router = http::router(app);
@@ -71,6 +76,7 @@ pub async fn serve(
     .await?;
     tracing::info!("stopped accepting; writing queued events");
     maintenance.abort();
+    roller.abort();
     // The router (and with it every pipeline handle) is gone: the writer drains and stops.
     writer.await.context("the writer task failed")?;
     store.close().await;

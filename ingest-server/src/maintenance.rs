@@ -38,5 +38,9 @@ async fn once_a_minute(app: &App) -> Result<(), crate::store::StoreError> {
     if pruned > 0 {
         tracing::info!(events = pruned, "pruned raw events past retention");
     }
+    let visits = app.store.prune_visits(cutoff).await?;
+    if visits > 0 {
+        tracing::info!(visits, "pruned visits past retention");
+    }
     Ok(())
 }

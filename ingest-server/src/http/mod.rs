@@ -4,6 +4,7 @@
 //! - [`collect`]: `POST /api/event` (CONTRACT §2).
 //! - [`edge`]: the edge worker's signed batch endpoint and site list.
 //! - [`ops`]: `/healthz`, `/metrics`, `/api/sites`.
+//! - [`stats`]: `/api/stats/*` (CONTRACT §4).
 //! - [`assets`]: the tracker and the admin page.
 //! - [`error`], [`auth`]: the error type and the stats key check.
 
@@ -13,6 +14,7 @@ pub mod collect;
 pub mod edge;
 pub mod error;
 pub mod ops;
+pub mod stats;
 
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
@@ -42,6 +44,7 @@ pub fn router(app: App) -> Router {
         .route("/api/sites", get(ops::sites))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .merge(stats::routes())
         .merge(assets::router(&app))
         .with_state(app)
 }

@@ -6,3 +6,4 @@ mod dedup;
 mod edge;
 mod helpers;
 mod shutdown;
+mod stats;

@@ -1,0 +1,376 @@
+//! The reads and writes of a rollup round, and the event / visit row mappings the raw stats
+//! queries share.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Datelike, NaiveDate};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::model::{floor_day, Acc, Counts, Ev, EvKind, Visit, Visitor, DAY_MS};
+use crate::store::{Store, StoreError};
+
+/// The columns [`ev_from_row`] reads, in order.
+pub const EV_COLUMNS: &str = "seq, site_id, kind, ts, visitor, path, referrer, utm_source, \
+    utm_medium, utm_campaign, country, browser, os, device, logged_in, name, props";
+
+/// An event row (selected with [`EV_COLUMNS`]); `None` for an unknown kind.
+pub fn ev_from_row(row: &AnyRow) -> Result<Option<Ev>, StoreError> {
+    let kind: String = row.try_get(2)?;
+    let Some(kind) = EvKind::parse(&kind) else {
+        return Ok(None);
+    };
+    let props: Option<String> = row.try_get(16)?;
+    Ok(Some(Ev {
+        seq: row.try_get(0)?,
+        site_id: row.try_get(1)?,
+        kind,
+        ts: row.try_get(3)?,
+        visitor: row.try_get(4)?,
+        path: row.try_get(5)?,
+        referrer: row.try_get(6)?,
+        utm_source: row.try_get(7)?,
+        utm_medium: row.try_get(8)?,
+        utm_campaign: row.try_get(9)?,
+        country: row.try_get(10)?,
+        browser: row.try_get(11)?,
+        os: row.try_get(12)?,
+        device: row.try_get(13)?,
+        logged_in: row.try_get::<Option<i64>, _>(14)?.unwrap_or(0) != 0,
+        name: row.try_get(15)?,
+        props: Ev::parse_props(props.as_deref()),
+    }))
+}
+
+/// The oldest events not counted yet, in `seq` order, and the numbers of all of them
+/// (events of an unknown kind are marked counted with the rest, and count for nothing).
+pub async fn unrolled(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<(Vec<Ev>, Vec<i64>), StoreError> {
+    let sql = format!("SELECT {EV_COLUMNS} FROM events WHERE rolled = 0 ORDER BY seq LIMIT $1");
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(&mut *conn).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut seqs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        seqs.push(row.try_get(0)?);
+        if let Some(ev) = ev_from_row(row)? {
+            events.push(ev);
+        }
+    }
+    Ok((events, seqs))
+}
+
+const VISIT_COLUMNS: &str = "visitor, started_at, last_at, pageviews, events, entry_page, \
+    exit_page, referrer, utm_source, utm_medium, utm_campaign, country, browser, os, device, \
+    logged_in, pages, marks";
+
+fn hashes(s: &str) -> Vec<u64> {
+    s.split_ascii_whitespace()
+        .filter_map(|h| h.parse().ok())
+        .collect()
+}
+
+fn hashes_text(h: &[u64]) -> String {
+    let mut s = String::with_capacity(h.len() * 21);
+    for (i, x) in h.iter().enumerate() {
+        let _ = write!(s, "{}{x}", if i == 0 { "" } else { " " });
+    }
+    s
+}
+
+fn visit_from_row(row: &AnyRow) -> Result<(i64, Visit), StoreError> {
+    let pages: String = row.try_get(16)?;
+    let marks: String = row.try_get(17)?;
+    Ok((
+        row.try_get(0)?,
+        Visit {
+            started_at: row.try_get(1)?,
+            last_at: row.try_get(2)?,
+            pageviews: row.try_get(3)?,
+            events: row.try_get(4)?,
+            entry_page: row.try_get(5)?,
+            exit_page: row.try_get(6)?,
+            referrer: row.try_get(7)?,
+            utm_source: row.try_get(8)?,
+            utm_medium: row.try_get(9)?,
+            utm_campaign: row.try_get(10)?,
+            country: row.try_get(11)?,
+            browser: row.try_get(12)?,
+            os: row.try_get(13)?,
+            device: row.try_get(14)?,
+            logged_in: row.try_get::<i64, _>(15)? != 0,
+            pages: hashes(&pages),
+            marks: hashes(&marks),
+        },
+    ))
+}
+
+/// A [`Visitor`] for every (site, visitor) of `events`, with the stored visits that may
+/// matter: those that started since the UTC day before the oldest event.
+pub async fn load_visitors(
+    conn: &mut AnyConnection,
+    events: &[Ev],
+) -> Result<HashMap<(i64, i64), Visitor>, StoreError> {
+    let mut out: HashMap<(i64, i64), Visitor> = HashMap::new();
+    let mut per_site: BTreeMap<i64, (i64, Vec<i64>)> = BTreeMap::new();
+    for ev in events {
+        out.entry((ev.site_id, ev.visitor)).or_insert_with(|| {
+            let entry = per_site.entry(ev.site_id).or_insert((ev.ts, Vec::new()));
+            entry.1.push(ev.visitor);
+            Visitor::new(ev.site_id, ev.visitor)
+        });
+        if let Some(entry) = per_site.get_mut(&ev.site_id) {
+            entry.0 = entry.0.min(ev.ts);
+        }
+    }
+    for (site_id, (min_ts, visitors)) in per_site {
+        let since = floor_day(min_ts) - DAY_MS;
+        for part in visitors.chunks(500) {
+            let list = part
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "SELECT {VISIT_COLUMNS} FROM visits WHERE site_id = $1 AND started_at >= $2 \
+                 AND visitor IN ({list})"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(site_id)
+                .bind(since)
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in &rows {
+                let (visitor, visit) = visit_from_row(row)?;
+                if let Some(v) = out.get_mut(&(site_id, visitor)) {
+                    v.load(visit);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first instant of the UTC month of `ts`.
+pub fn month_start(ts: i64) -> i64 {
+    DateTime::from_timestamp_millis(ts)
+        .and_then(|d| NaiveDate::from_ymd_opt(d.year(), d.month(), 1))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp_millis())
+        .unwrap_or(ts)
+}
+
+/// Rows of one grain: 0 hour, 1 UTC day, 2 UTC month.
+pub type RollupKey = (i64, i64, String, i64, String);
+
+/// The hourly contributions of `acc`, also summed per UTC day and month.
+pub fn expand(acc: &Acc) -> HashMap<RollupKey, Counts> {
+    let mut rows: HashMap<RollupKey, Counts> = HashMap::with_capacity(acc.map.len() * 2);
+    let mut months: HashMap<i64, i64> = HashMap::new();
+    for (k, c) in &acc.map {
+        let day = floor_day(k.hour);
+        let month = *months.entry(day).or_insert_with(|| month_start(day));
+        for (grain, bucket) in [(0, k.hour), (1, day), (2, month)] {
+            *rows
+                .entry((k.site_id, grain, k.dim.to_string(), bucket, k.value.clone()))
+                .or_default() += *c;
+        }
+    }
+    rows
+}
+
+/// Adds `acc` to the rollups.
+pub async fn upsert_rollups(conn: &mut AnyConnection, acc: &Acc) -> Result<(), StoreError> {
+    let rows: Vec<(RollupKey, Counts)> = expand(acc)
+        .into_iter()
+        .filter(|(_, c)| !c.is_zero())
+        .collect();
+    const PER_STATEMENT: usize = 1_000;
+    for part in rows.chunks(PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO rollups (site_id, grain, dim, bucket, value, pageviews, \
+             unique_pageviews, visitors, visits, bounces, duration_ms, events) VALUES ",
+        );
+        for i in 0..part.len() {
+            let b = i * 12;
+            let _ = write!(
+                sql,
+                "{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                if i == 0 { "" } else { ", " },
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11,
+                b + 12
+            );
+        }
+        sql.push_str(
+            " ON CONFLICT (site_id, grain, dim, bucket, value) DO UPDATE SET \
+             pageviews = rollups.pageviews + excluded.pageviews, \
+             unique_pageviews = rollups.unique_pageviews + excluded.unique_pageviews, \
+             visitors = rollups.visitors + excluded.visitors, \
+             visits = rollups.visits + excluded.visits, \
+             bounces = rollups.bounces + excluded.bounces, \
+             duration_ms = rollups.duration_ms + excluded.duration_ms, \
+             events = rollups.events + excluded.events",
+        );
+        let mut q = sqlx::query(&sql);
+        for ((site, grain, dim, bucket, value), c) in part {
+            q = q
+                .bind(*site)
+                .bind(*grain)
+                .bind(dim.as_str())
+                .bind(*bucket)
+                .bind(value.as_str())
+                .bind(c.pageviews)
+                .bind(c.unique_pageviews)
+                .bind(c.visitors)
+                .bind(c.visits)
+                .bind(c.bounces)
+                .bind(c.duration_ms)
+                .bind(c.events);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts or updates visits (keyed by site, visitor and start).
+pub async fn upsert_visits(
+    conn: &mut AnyConnection,
+    visits: &[(i64, i64, Visit)],
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 19;
+    for part in visits.chunks(200) {
+        let mut sql = String::from(
+            "INSERT INTO visits (site_id, visitor, started_at, last_at, pageviews, events, \
+             entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign, country, \
+             browser, os, device, logged_in, pages, marks) VALUES ",
+        );
+        for i in 0..part.len() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for c in 0..COLUMNS {
+                let _ = write!(
+                    sql,
+                    "{}${}",
+                    if c == 0 { "" } else { ", " },
+                    i * COLUMNS + c + 1
+                );
+            }
+            sql.push(')');
+        }
+        sql.push_str(
+            " ON CONFLICT (site_id, visitor, started_at) DO UPDATE SET \
+             last_at = excluded.last_at, pageviews = excluded.pageviews, \
+             events = excluded.events, exit_page = excluded.exit_page, \
+             pages = excluded.pages, marks = excluded.marks",
+        );
+        let mut q = sqlx::query(&sql);
+        for (site, visitor, v) in part {
+            q = q
+                .bind(*site)
+                .bind(*visitor)
+                .bind(v.started_at)
+                .bind(v.last_at)
+                .bind(v.pageviews)
+                .bind(v.events)
+                .bind(v.entry_page.as_str())
+                .bind(v.exit_page.as_str())
+                .bind(v.referrer.as_deref())
+                .bind(v.utm_source.as_deref())
+                .bind(v.utm_medium.as_deref())
+                .bind(v.utm_campaign.as_deref())
+                .bind(v.country.as_deref())
+                .bind(v.browser.as_deref())
+                .bind(v.os.as_deref())
+                .bind(v.device.as_deref())
+                .bind(i64::from(v.logged_in))
+                .bind(hashes_text(&v.pages))
+                .bind(hashes_text(&v.marks));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Runs of consecutive numbers in `seqs` (any order), as inclusive ranges.
+pub fn runs(seqs: &[i64]) -> Vec<(i64, i64)> {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for s in sorted {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == s => *end = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+/// Marks exactly the events `seqs` as counted. Ranges are built from the selected numbers
+/// only, so an event committed meanwhile in a gap (PostgreSQL sequences) stays waiting.
+pub async fn mark_rolled(conn: &mut AnyConnection, seqs: &[i64]) -> Result<(), StoreError> {
+    for part in runs(seqs).chunks(200) {
+        let cond = part
+            .iter()
+            .map(|(a, b)| format!("(seq BETWEEN {a} AND {b})"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        sqlx::query(&format!("UPDATE events SET rolled = 1 WHERE {cond}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Deletes visits that started before `cutoff_ms` (raw data past retention; rollups stay).
+    pub async fn prune_visits(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM visits WHERE started_at < $1")
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Events stored but not counted yet.
+    pub async fn unrolled_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM events WHERE rolled = 0")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_cover_exactly_the_numbers_given() {
+        assert_eq!(runs(&[5, 3, 4, 9, 10, 12]), vec![(3, 5), (9, 10), (12, 12)]);
+        assert!(runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn hashes_round_trip() {
+        let h = vec![1, u64::MAX, 42];
+        assert_eq!(hashes(&hashes_text(&h)), h);
+    }
+
+    #[test]
+    fn month_start_is_the_first_of_the_utc_month() {
+        // 2026-11-17T10:00:00Z → 2026-11-01T00:00:00Z
+        assert_eq!(month_start(1_794_909_600_000), 1_793_491_200_000);
+    }
+}

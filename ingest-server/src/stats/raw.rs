@@ -1,0 +1,165 @@
+//! Filtered queries, answered from the raw events of the range: they are sessionised again
+//! with the rollup worker's own rules ([`crate::rollup::model`]), then filtered and counted.
+//! Correct for any combination of filters; the cost grows with the events in the range.
+//!
+//! A filter on a visit-level dimension keeps the events of the visits that have that value;
+//! a filter on `page`, `event` or `prop:NAME` keeps the events that have it, and the visits
+//! (for visits, bounce rate, duration) that contain at least one such event.
+
+use std::collections::{HashMap, HashSet};
+
+use super::params::{Dim, DimKind};
+use crate::rollup::model::{floor_day, Counts, Ev, EvKind, Visit, Visitor, VISIT_GAP_MS};
+use crate::rollup::store::{ev_from_row, EV_COLUMNS};
+use crate::store::{Store, StoreError};
+
+/// The events of a range with the visits they belong to.
+pub struct Raw {
+    visitors: Vec<Visitor>,
+    /// (event, index in `visitors`, slot of its visit).
+    events: Vec<(Ev, usize, usize)>,
+}
+
+/// Loads and sessionises the events of `[from, to)`, with a look-back to the start of the
+/// UTC day of `from` (visitor days and visits that began earlier).
+pub async fn load(store: &Store, site_id: i64, from: i64, to: i64) -> Result<Raw, StoreError> {
+    let since = floor_day(from) - VISIT_GAP_MS;
+    let sql =
+        format!("SELECT {EV_COLUMNS} FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3");
+    let rows = sqlx::query(&sql)
+        .bind(site_id)
+        .bind(since)
+        .bind(to)
+        .fetch_all(&store.pool)
+        .await?;
+    let mut evs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(ev) = ev_from_row(row)? {
+            evs.push(ev);
+        }
+    }
+    Ok(sessionise(evs))
+}
+
+/// Applies events (any order; sorted here by time) to fresh visitors.
+pub fn sessionise(mut evs: Vec<Ev>) -> Raw {
+    evs.sort_by_key(|e| (e.ts, e.seq));
+    let mut index: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut visitors: Vec<Visitor> = Vec::new();
+    let mut events = Vec::with_capacity(evs.len());
+    for ev in evs {
+        let vi = *index.entry((ev.site_id, ev.visitor)).or_insert_with(|| {
+            visitors.push(Visitor::new(ev.site_id, ev.visitor));
+            visitors.len() - 1
+        });
+        if let Some(slot) = visitors[vi].apply(&ev, None) {
+            events.push((ev, vi, slot));
+        }
+    }
+    Raw { visitors, events }
+}
+
+fn value_of<'a>(dim: &Dim, ev: &'a Ev, visit: &'a Visit) -> Option<&'a str> {
+    match dim.kind() {
+        DimKind::Event => ev.event_value(dim.as_str()),
+        DimKind::Visit | DimKind::Exit => visit.value(dim.as_str()),
+    }
+}
+
+/// Counts per (bucket, value of `group`) of what passes `filters` in `[from, to)`. Without
+/// `group`, the value is `""`. `bucket_of` places an instant in a bucket.
+pub fn aggregate(
+    raw: &Raw,
+    from: i64,
+    to: i64,
+    filters: &[(Dim, String)],
+    group: Option<&Dim>,
+    bucket_of: &dyn Fn(i64) -> Option<usize>,
+) -> HashMap<(usize, String), Counts> {
+    let visit_filters: Vec<&(Dim, String)> = filters
+        .iter()
+        .filter(|(d, _)| d.kind() != DimKind::Event)
+        .collect();
+    let event_filters: Vec<&(Dim, String)> = filters
+        .iter()
+        .filter(|(d, _)| d.kind() == DimKind::Event)
+        .collect();
+    let visit_ok = |v: &Visit| {
+        visit_filters
+            .iter()
+            .all(|(d, want)| v.value(d.as_str()) == Some(want.as_str()))
+    };
+    let by_page = group.is_some_and(|d| d.as_str() == "page");
+    let mut out: HashMap<(usize, String), Counts> = HashMap::new();
+    let mut matched: HashSet<(usize, usize)> = HashSet::new();
+    let mut seen_visitors: HashSet<(i64, i64, String)> = HashSet::new();
+    let mut seen_pages: HashSet<(usize, usize, String)> = HashSet::new();
+    for (ev, vi, si) in &raw.events {
+        if ev.kind == EvKind::Engagement {
+            continue;
+        }
+        let visit = &raw.visitors[*vi].slots[*si].visit;
+        if !visit_ok(visit)
+            || !event_filters
+                .iter()
+                .all(|(d, want)| ev.event_value(d.as_str()) == Some(want.as_str()))
+        {
+            continue;
+        }
+        matched.insert((*vi, *si));
+        if ev.ts < from || ev.ts >= to {
+            continue;
+        }
+        let Some(b) = bucket_of(ev.ts) else { continue };
+        let g = match group {
+            None => Some(""),
+            Some(d) => value_of(d, ev, visit),
+        };
+        let Some(g) = g else { continue };
+        let c = out.entry((b, g.to_string())).or_default();
+        let pageview = ev.kind == EvKind::Pageview;
+        if pageview {
+            c.pageviews += 1;
+            if seen_pages.insert((*vi, *si, format!("{}\u{0}{g}", ev.path))) {
+                c.unique_pageviews += 1;
+                if by_page {
+                    c.visits += 1;
+                }
+            }
+        } else {
+            c.events += 1;
+        }
+        let counts_visitor = pageview || !by_page;
+        let visitor = raw.visitors[*vi].visitor;
+        if counts_visitor
+            && seen_visitors.insert((visitor, floor_day(visit.started_at), g.to_string()))
+        {
+            c.visitors += 1;
+        }
+    }
+    for (vi, v) in raw.visitors.iter().enumerate() {
+        for (si, slot) in v.slots.iter().enumerate() {
+            let visit = &slot.visit;
+            if visit.started_at < from
+                || visit.started_at >= to
+                || !visit_ok(visit)
+                || (!event_filters.is_empty() && !matched.contains(&(vi, si)))
+            {
+                continue;
+            }
+            let g = match group {
+                None => Some(""),
+                Some(d) if d.kind() == DimKind::Event => None,
+                Some(d) => visit.value(d.as_str()),
+            };
+            let (Some(g), Some(b)) = (g, bucket_of(visit.started_at)) else {
+                continue;
+            };
+            let c = out.entry((b, g.to_string())).or_default();
+            c.visits += 1;
+            c.bounces += i64::from(visit.is_bounce());
+            c.duration_ms += visit.duration_ms();
+        }
+    }
+    out
+}

@@ -1,0 +1,188 @@
+//! Reads of the rollups: their cost grows with the number of distinct values in the range
+//! (at most 12 monthly + ~60 daily + ~48 hourly rows per value for any range), never with the
+//! number of events.
+
+use sqlx::Row;
+
+use super::range::{pieces, Piece};
+use crate::rollup::Counts;
+use crate::store::{Store, StoreError};
+
+const SUMS: &str = "CAST(COALESCE(SUM(pageviews), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(unique_pageviews), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(visitors), 0) AS BIGINT), CAST(COALESCE(SUM(visits), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(bounces), 0) AS BIGINT), CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(events), 0) AS BIGINT)";
+
+fn counts(row: &sqlx::any::AnyRow, first: usize) -> Result<Counts, StoreError> {
+    Ok(Counts {
+        pageviews: row.try_get(first)?,
+        unique_pageviews: row.try_get(first + 1)?,
+        visitors: row.try_get(first + 2)?,
+        visits: row.try_get(first + 3)?,
+        bounces: row.try_get(first + 4)?,
+        duration_ms: row.try_get(first + 5)?,
+        events: row.try_get(first + 6)?,
+    })
+}
+
+fn piece_cond(p: &Piece) -> String {
+    format!(
+        "grain = {} AND bucket >= {} AND bucket < {}",
+        p.grain, p.start, p.end
+    )
+}
+
+/// The counts of one (dimension, value) over `[from, to)`; dimension `""` is the site total.
+pub async fn totals(
+    store: &Store,
+    site_id: i64,
+    dim: &str,
+    value: &str,
+    from: i64,
+    to: i64,
+) -> Result<Counts, StoreError> {
+    let parts = pieces(from, to);
+    if parts.is_empty() {
+        return Ok(Counts::default());
+    }
+    let sql = parts
+        .iter()
+        .map(|p| {
+            format!(
+                "SELECT {SUMS} FROM rollups WHERE site_id = $1 AND dim = $2 AND value = $3 AND {}",
+                piece_cond(p)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let rows = sqlx::query(&sql)
+        .bind(site_id)
+        .bind(dim)
+        .bind(value)
+        .fetch_all(&store.pool)
+        .await?;
+    let mut total = Counts::default();
+    for row in &rows {
+        total += counts(row, 0)?;
+    }
+    Ok(total)
+}
+
+/// The values of `dim` over `[from, to)` with their counts, most visitors first, at most
+/// `limit`.
+pub async fn breakdown(
+    store: &Store,
+    site_id: i64,
+    dim: &str,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> Result<Vec<(String, Counts)>, StoreError> {
+    let parts = pieces(from, to);
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inner = parts
+        .iter()
+        .map(|p| {
+            format!(
+                "SELECT value, pageviews, unique_pageviews, visitors, visits, bounces, \
+                 duration_ms, events FROM rollups WHERE site_id = $1 AND dim = $2 AND {}",
+                piece_cond(p)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let sql = format!(
+        "SELECT value, {SUMS}, CAST(SUM(visitors) AS BIGINT) AS v, \
+         CAST(SUM(pageviews) AS BIGINT) AS pv FROM ({inner}) t \
+         GROUP BY value \
+         HAVING SUM(visitors) <> 0 OR SUM(pageviews) <> 0 OR SUM(visits) <> 0 OR SUM(events) <> 0 \
+         ORDER BY v DESC, pv DESC, value LIMIT {limit}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(site_id)
+        .bind(dim)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get::<String, _>(0)?, counts(row, 1)?)))
+        .collect()
+}
+
+/// The counts of one (dimension, value) per bucket; `starts` are the buckets' first
+/// instants (ascending), the last bucket ends at `to`.
+pub async fn series(
+    store: &Store,
+    site_id: i64,
+    dim: &str,
+    value: &str,
+    starts: &[i64],
+    to: i64,
+) -> Result<Vec<Counts>, StoreError> {
+    let mut out = vec![Counts::default(); starts.len()];
+    // Every bucket's pieces, per grain, sorted (pieces of different buckets never overlap).
+    let mut by_grain: [Vec<(Piece, usize)>; 3] = Default::default();
+    for (i, s) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(to);
+        for p in pieces(*s, end) {
+            if let Some(list) = by_grain.get_mut(p.grain as usize) {
+                list.push((p, i));
+            }
+        }
+    }
+    let mut selects = Vec::new();
+    for list in &by_grain {
+        if let (Some(first), Some(last)) = (list.first(), list.last()) {
+            selects.push(format!(
+                "SELECT grain, bucket, pageviews, unique_pageviews, visitors, visits, bounces, \
+                 duration_ms, events FROM rollups WHERE site_id = $1 AND dim = $2 \
+                 AND value = $3 AND grain = {} AND bucket >= {} AND bucket < {}",
+                first.0.grain, first.0.start, last.0.end
+            ));
+        }
+    }
+    if selects.is_empty() {
+        return Ok(out);
+    }
+    let rows = sqlx::query(&selects.join(" UNION ALL "))
+        .bind(site_id)
+        .bind(dim)
+        .bind(value)
+        .fetch_all(&store.pool)
+        .await?;
+    for row in &rows {
+        let grain: i64 = row.try_get(0)?;
+        let bucket: i64 = row.try_get(1)?;
+        let Some(list) = by_grain.get(grain as usize) else {
+            continue;
+        };
+        let at = list.partition_point(|(p, _)| p.start <= bucket);
+        if let Some((p, i)) = at.checked_sub(1).and_then(|k| list.get(k)) {
+            if bucket < p.end {
+                out[*i] += counts(row, 2)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `prop:NAME` dimensions with data in `[from, to)` (by month), for the export.
+pub async fn prop_dims(
+    store: &Store,
+    site_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT dim FROM rollups WHERE site_id = $1 AND grain = 2 \
+         AND bucket >= $2 AND bucket < $3 AND dim LIKE 'prop:%' ORDER BY dim",
+    )
+    .bind(site_id)
+    .bind(crate::rollup::store::month_start(from))
+    .bind(to)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}

@@ -1,0 +1,813 @@
+//! The stats API (CONTRACT §4) on small fixtures with hand-computed numbers, and the rollups
+//! held against a recomputation from the raw events; each on SQLite and on PostgreSQL.
+
+use ingest_server::rollup::{roll_up_all, roll_up_now, Counts};
+use ingest_server::stats::{self, BreakdownRow, Dim, Params};
+use ingest_server::store::{NewEvent, Store};
+use serde_json::{json, Value};
+
+use crate::helpers::{Kind, TestDb, TestServer};
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+/// 2026-11-01T00:00:00Z
+const NOV_1: i64 = 1_793_491_200_000;
+const NOV_2: i64 = NOV_1 + DAY;
+
+fn event(n: &mut u32, kind: &'static str, ts: i64, visitor: i64, path: &str) -> NewEvent {
+    *n += 1;
+    NewEvent {
+        id: format!("fixture-{visitor}-{ts}-{n}"),
+        site_id: 0,
+        kind,
+        ts,
+        client_ts: ts,
+        edge_at: None,
+        batch: None,
+        received_at: ts,
+        visitor,
+        path: path.into(),
+        referrer: None,
+        utm_source: None,
+        utm_medium: None,
+        utm_campaign: None,
+        utm_term: None,
+        utm_content: None,
+        country: None,
+        browser: None,
+        os: None,
+        device: None,
+        screen: None,
+        logged_in: None,
+        name: (kind == "event").then(String::new),
+        props: None,
+        engaged_ms: None,
+    }
+}
+
+/// Three visitors on 2026-11-02 (UTC) and one on the day before:
+/// - A (DE, Chrome, from Google): visit 1 at 10:00 — `/`, `/pricing`, Signup {plan: pro},
+///   `/` again, engagement at 10:08:30 (8.5 min, no bounce); 31 min later visit 2 — `/blog`,
+///   direct, engagement 30 s later (a bounce).
+/// - B (US, Firefox, logged in, from Hacker News with UTM): one page at 23:30 (a bounce; the
+///   next day in Berlin).
+/// - C (DE, Safari mobile, direct): `/blog` twice 10 min apart, then an outbound click
+///   (11 min, no bounce).
+/// - D (DE) on Nov 1: one page (the previous period).
+fn fixture(site_id: i64) -> Vec<NewEvent> {
+    let mut n = 0;
+    let mut out = Vec::new();
+    let a = |e: &mut NewEvent| {
+        e.country = Some("DE".into());
+        e.browser = Some("Chrome".into());
+        e.os = Some("Windows".into());
+        e.device = Some("desktop".into());
+        e.logged_in = Some(false);
+    };
+    let t = NOV_2 + 10 * HOUR;
+    let mut e = event(&mut n, "pageview", t, 1, "/");
+    e.referrer = Some("Google".into());
+    out.push(e);
+    out.push(event(&mut n, "pageview", t + 5 * MIN, 1, "/pricing"));
+    let mut e = event(&mut n, "event", t + 6 * MIN, 1, "/pricing");
+    e.name = Some("Signup".into());
+    e.props = Some(r#"{"plan":"pro"}"#.into());
+    out.push(e);
+    out.push(event(&mut n, "pageview", t + 7 * MIN, 1, "/"));
+    let mut e = event(&mut n, "engagement", t + 8 * MIN + 30_000, 1, "/");
+    e.engaged_ms = Some(90_000);
+    out.push(e);
+    out.push(event(&mut n, "pageview", t + 39 * MIN + 30_000, 1, "/blog"));
+    out.push(event(&mut n, "engagement", t + 40 * MIN, 1, "/blog"));
+    for e in &mut out {
+        a(e);
+    }
+    let mut e = event(
+        &mut n,
+        "pageview",
+        NOV_2 + 23 * HOUR + 30 * MIN,
+        2,
+        "/pricing",
+    );
+    e.country = Some("US".into());
+    e.browser = Some("Firefox".into());
+    e.os = Some("Linux".into());
+    e.device = Some("desktop".into());
+    e.referrer = Some("Hacker News".into());
+    e.utm_source = Some("newsletter".into());
+    e.utm_medium = Some("email".into());
+    e.utm_campaign = Some("launch, \"big\"\nday".into());
+    e.logged_in = Some(true);
+    out.push(e);
+    let t = NOV_2 + 12 * HOUR;
+    let mut c = vec![
+        event(&mut n, "pageview", t, 3, "/blog"),
+        event(&mut n, "pageview", t + 10 * MIN, 3, "/blog"),
+        event(&mut n, "event", t + 11 * MIN, 3, "/blog"),
+    ];
+    c[2].name = Some("Outbound Link: Click".into());
+    c[2].props = Some(r#"{"url":"https://x.com/a,b"}"#.into());
+    for e in &mut c {
+        e.country = Some("DE".into());
+        e.browser = Some("Safari".into());
+        e.os = Some("iOS".into());
+        e.device = Some("mobile".into());
+    }
+    out.extend(c);
+    let mut d = event(&mut n, "pageview", NOV_1 + 15 * HOUR, 4, "/");
+    d.country = Some("DE".into());
+    out.push(d);
+    for e in &mut out {
+        e.site_id = site_id;
+    }
+    out.sort_by_key(|e| e.ts);
+    out
+}
+
+struct Env {
+    server: TestServer,
+    key: String,
+    store: Store,
+    client: reqwest::Client,
+    _db: TestDb,
+}
+
+impl Env {
+    async fn new(kind: Kind) -> (Env, i64) {
+        let db = TestDb::new(kind).await;
+        let store = db.store().await;
+        let (site, _) = store.add_site("example.com").await.expect("site");
+        let key = store.create_key(Some("test")).await.expect("key");
+        let server = TestServer::start(&db.url, &[]).await;
+        (
+            Env {
+                server,
+                key,
+                store,
+                client: reqwest::Client::new(),
+                _db: db,
+            },
+            site.id,
+        )
+    }
+
+    async fn load(&self, events: &[NewEvent]) {
+        let refs: Vec<&NewEvent> = events.iter().collect();
+        self.store.insert_events(&refs).await.expect("insert");
+        roll_up_now(&self.store).await.expect("roll up");
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.server.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+}
+
+const DAY_Q: &str = "site=example.com&from=2026-11-02&to=2026-11-02";
+
+fn rows(v: &Value) -> Vec<(String, i64)> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|r| {
+            (
+                r["value"].as_str().expect("value").to_string(),
+                r["visitors"].as_i64().expect("visitors"),
+            )
+        })
+        .collect()
+}
+
+fn find<'a>(v: &'a Value, value: &str) -> &'a Value {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["value"] == value)
+        .unwrap_or_else(|| panic!("no row {value:?} in {v}"))
+}
+
+async fn hand_computed(kind: Kind) {
+    let (env, site) = Env::new(kind).await;
+    env.load(&fixture(site)).await;
+
+    let s = env.ok(&format!("/api/stats/summary?{DAY_Q}")).await;
+    assert_eq!(
+        s,
+        json!({"pageviews": 7, "visitors": 3, "visits": 4, "bounce_rate": 0.5,
+               "visit_duration_s": 300.0, "events": 2,
+               "previous": {"pageviews": 1, "visitors": 1, "visits": 1, "bounce_rate": 1.0,
+                            "visit_duration_s": 0.0, "events": 0}})
+    );
+
+    // Zero-filled days.
+    let ts = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-11-01&to=2026-11-03&interval=day")
+        .await;
+    assert_eq!(
+        ts,
+        json!([
+            {"t": "2026-11-01", "pageviews": 1, "visitors": 1, "visits": 1},
+            {"t": "2026-11-02", "pageviews": 7, "visitors": 3, "visits": 4},
+            {"t": "2026-11-03", "pageviews": 0, "visitors": 0, "visits": 0}
+        ])
+    );
+    let hours = env
+        .ok(&format!("/api/stats/timeseries?{DAY_Q}&interval=hour"))
+        .await;
+    let hours = hours.as_array().expect("array");
+    assert_eq!(hours.len(), 24);
+    assert_eq!(
+        hours[10],
+        json!({"t": "2026-11-02T10:00:00", "pageviews": 4, "visitors": 1, "visits": 2})
+    );
+    assert_eq!(hours[11]["pageviews"], 0);
+    assert_eq!(hours[12]["pageviews"], 2);
+    assert_eq!(hours[23]["visitors"], 1);
+    let months = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-10-15&to=2026-12-01&interval=month")
+        .await;
+    assert_eq!(
+        months,
+        json!([
+            {"t": "2026-10", "pageviews": 0, "visitors": 0, "visits": 0},
+            {"t": "2026-11", "pageviews": 8, "visitors": 4, "visits": 5},
+            {"t": "2026-12", "pageviews": 0, "visitors": 0, "visits": 0}
+        ])
+    );
+
+    // Time zones: B's 23:30 UTC page view is on Nov 3 in Berlin.
+    let berlin = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-11-02&to=2026-11-03&tz=Europe/Berlin")
+        .await;
+    assert_eq!(
+        berlin,
+        json!([
+            {"t": "2026-11-02", "pageviews": 6, "visitors": 2, "visits": 3},
+            {"t": "2026-11-03", "pageviews": 1, "visitors": 1, "visits": 1}
+        ])
+    );
+    let s = env
+        .ok("/api/stats/summary?site=example.com&from=2026-11-02&to=2026-11-02&tz=Europe/Berlin")
+        .await;
+    assert_eq!(
+        (s["pageviews"].as_i64(), s["visits"].as_i64()),
+        (Some(6), Some(3))
+    );
+
+    // Breakdowns.
+    let pages = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=page"))
+        .await;
+    assert_eq!(
+        pages,
+        json!([
+            {"value": "/blog", "visitors": 2, "pageviews": 3, "unique_pageviews": 2, "visits": 2, "events": 1},
+            {"value": "/pricing", "visitors": 2, "pageviews": 2, "unique_pageviews": 2, "visits": 2, "events": 1},
+            {"value": "/", "visitors": 1, "pageviews": 2, "unique_pageviews": 1, "visits": 1, "events": 0}
+        ])
+    );
+    let limited = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=page&limit=1"))
+        .await;
+    assert_eq!(rows(&limited), vec![("/blog".to_string(), 2)]);
+    let entry = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=entry_page"))
+        .await;
+    assert_eq!(
+        find(&entry, "/blog"),
+        &json!({"value": "/blog", "visitors": 2, "pageviews": 3, "visits": 2,
+                "bounce_rate": 0.5, "visit_duration_s": 345.0, "events": 1})
+    );
+    assert_eq!(find(&entry, "/pricing")["bounce_rate"], 1.0);
+    let exit = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=exit_page"))
+        .await;
+    assert_eq!(
+        exit,
+        json!([
+            {"value": "/blog", "visitors": 2, "visits": 2, "bounce_rate": 0.5, "visit_duration_s": 345.0},
+            {"value": "/", "visitors": 1, "visits": 1, "bounce_rate": 0.0, "visit_duration_s": 510.0},
+            {"value": "/pricing", "visitors": 1, "visits": 1, "bounce_rate": 1.0, "visit_duration_s": 0.0}
+        ])
+    );
+    let referrers = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=referrer"))
+        .await;
+    assert_eq!(
+        rows(&referrers),
+        vec![
+            ("Direct / None".to_string(), 2),
+            ("Google".to_string(), 1),
+            ("Hacker News".to_string(), 1)
+        ]
+    );
+    assert_eq!(find(&referrers, "Google")["pageviews"], 3);
+    let countries = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=country"))
+        .await;
+    assert_eq!(
+        countries,
+        json!([
+            {"value": "DE", "visitors": 2, "pageviews": 6, "visits": 3, "bounce_rate": 0.3333,
+             "visit_duration_s": 400.0, "events": 2},
+            {"value": "US", "visitors": 1, "pageviews": 1, "visits": 1, "bounce_rate": 1.0,
+             "visit_duration_s": 0.0, "events": 0}
+        ])
+    );
+    let browsers = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=browser"))
+        .await;
+    assert_eq!(
+        rows(&browsers),
+        vec![
+            ("Chrome".to_string(), 1),
+            ("Safari".to_string(), 1),
+            ("Firefox".to_string(), 1)
+        ]
+    );
+    for (dim, value) in [
+        ("utm_source", "newsletter"),
+        ("utm_medium", "email"),
+        ("utm_campaign", "launch, \"big\"\nday"),
+        ("os", "Linux"),
+        ("device", "mobile"),
+    ] {
+        let b = env
+            .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim={dim}"))
+            .await;
+        assert_eq!(find(&b, value)["visitors"], 1, "{dim}");
+    }
+    let users = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=user"))
+        .await;
+    assert_eq!(
+        rows(&users),
+        vec![("anonymous".to_string(), 2), ("logged-in".to_string(), 1)]
+    );
+    assert_eq!(find(&users, "anonymous")["visits"], 3);
+    let events = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=event"))
+        .await;
+    assert_eq!(
+        events,
+        json!([
+            {"value": "Outbound Link: Click", "visitors": 1, "events": 1},
+            {"value": "Signup", "visitors": 1, "events": 1}
+        ])
+    );
+    let plans = env
+        .ok(&format!("/api/stats/breakdown?{DAY_Q}&dim=prop:plan"))
+        .await;
+    assert_eq!(plans, json!([{"value": "pro", "visitors": 1, "events": 1}]));
+
+    // Filters: one visit-level filter (rollups), one page filter and a combination (raw).
+    let de = env
+        .ok(&format!("/api/stats/summary?{DAY_Q}&filter[country]=DE"))
+        .await;
+    assert_eq!(
+        (
+            de["pageviews"].clone(),
+            de["visitors"].clone(),
+            de["visits"].clone(),
+            de["bounce_rate"].clone(),
+            de["visit_duration_s"].clone(),
+            de["events"].clone()
+        ),
+        (
+            json!(6),
+            json!(2),
+            json!(3),
+            json!(0.3333),
+            json!(400.0),
+            json!(2)
+        )
+    );
+    let blog = env
+        .ok(&format!("/api/stats/summary?{DAY_Q}&filter[page]=/blog"))
+        .await;
+    assert_eq!(
+        (
+            blog["pageviews"].clone(),
+            blog["visitors"].clone(),
+            blog["visits"].clone(),
+            blog["bounce_rate"].clone(),
+            blog["visit_duration_s"].clone(),
+            blog["events"].clone()
+        ),
+        (
+            json!(3),
+            json!(2),
+            json!(2),
+            json!(0.5),
+            json!(345.0),
+            json!(1)
+        )
+    );
+    let both = env
+        .ok(&format!(
+            "/api/stats/summary?{DAY_Q}&filter[country]=DE&filter[page]=%2Fpricing"
+        ))
+        .await;
+    assert_eq!(
+        (
+            both["pageviews"].clone(),
+            both["visitors"].clone(),
+            both["visits"].clone(),
+            both["events"].clone(),
+            both["visit_duration_s"].clone()
+        ),
+        (json!(1), json!(1), json!(1), json!(1), json!(510.0))
+    );
+    let de_pages = env
+        .ok(&format!(
+            "/api/stats/breakdown?{DAY_Q}&dim=page&filter[country]=DE"
+        ))
+        .await;
+    assert_eq!(
+        rows(&de_pages),
+        vec![
+            ("/blog".to_string(), 2),
+            ("/".to_string(), 1),
+            ("/pricing".to_string(), 1)
+        ]
+    );
+    let de_series = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-11-01&to=2026-11-02&filter[event]=Signup")
+        .await;
+    assert_eq!(
+        de_series,
+        json!([
+            {"t": "2026-11-01", "pageviews": 0, "visitors": 0, "visits": 0},
+            {"t": "2026-11-02", "pageviews": 0, "visitors": 1, "visits": 1}
+        ])
+    );
+    let logged_in = env
+        .ok(&format!(
+            "/api/stats/summary?{DAY_Q}&filter[user]=logged-in&filter[utm_source]=newsletter"
+        ))
+        .await;
+    assert_eq!(
+        (
+            logged_in["visitors"].clone(),
+            logged_in["bounce_rate"].clone()
+        ),
+        (json!(1), json!(1.0))
+    );
+    env.server.stop().await.expect("stopped");
+}
+
+#[tokio::test]
+async fn hand_computed_numbers_sqlite() {
+    hand_computed(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn hand_computed_numbers_postgres() {
+    hand_computed(Kind::Postgres).await;
+}
+
+async fn errors_realtime_and_export(kind: Kind) {
+    let (env, site) = Env::new(kind).await;
+    env.load(&fixture(site)).await;
+
+    // 400s name the parameter, 404 for an unknown site, 401 without a valid key.
+    for (query, param) in [
+        ("from=2026-11-02", "site"),
+        ("site=example.com&from=soon", "from"),
+        ("site=example.com&to=2026-02-30", "to"),
+        ("site=example.com&tz=Europe/Atlantis", "tz"),
+        ("site=example.com&interval=week", "interval"),
+        ("site=example.com&filter[colour]=red", "filter[colour]"),
+        ("site=example.com&from=2026-11-05&to=2026-11-01", "to"),
+    ] {
+        let (status, body) = env.get(&format!("/api/stats/timeseries?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        let msg = body["error"].as_str().expect("error");
+        assert!(msg.starts_with(&format!("{param}:")), "{query}: {msg}");
+    }
+    for (query, param) in [
+        ("site=example.com", "dim"),
+        ("site=example.com&dim=colour", "dim"),
+        ("site=example.com&dim=page&limit=5000", "limit"),
+        ("site=example.com&dim=page&limit=ten", "limit"),
+    ] {
+        let (status, body) = env.get(&format!("/api/stats/breakdown?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(body["error"]
+            .as_str()
+            .expect("error")
+            .starts_with(&format!("{param}:")));
+    }
+    let (status, body) = env.get("/api/stats/summary?site=unknown.org").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().expect("error").contains("site"));
+    for path in [
+        "/api/stats/summary",
+        "/api/stats/timeseries",
+        "/api/stats/breakdown",
+        "/api/stats/realtime",
+        "/api/stats/export",
+    ] {
+        let url = format!("{}{path}?site=example.com&dim=page", env.server.base);
+        let none = env.client.get(&url).send().await.expect("request");
+        assert_eq!(none.status().as_u16(), 401, "{path}");
+        let wrong = env
+            .client
+            .get(&url)
+            .bearer_auth("tally_not_a_key")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(wrong.status().as_u16(), 401, "{path}");
+    }
+
+    // Realtime: distinct visitors of the last 5 minutes.
+    let now = ingest_server::now_ms();
+    let mut n = 1000;
+    let recent = vec![
+        event(&mut n, "pageview", now - 60_000, 10, "/"),
+        event(&mut n, "pageview", now - 30_000, 10, "/a"),
+        event(&mut n, "event", now - 20_000, 11, "/"),
+        event(&mut n, "pageview", now - 10 * MIN, 12, "/"),
+    ]
+    .into_iter()
+    .map(|mut e| {
+        e.site_id = site;
+        e
+    })
+    .collect::<Vec<_>>();
+    env.load(&recent).await;
+    assert_eq!(
+        env.ok("/api/stats/realtime?site=example.com").await,
+        json!({"visitors": 2})
+    );
+    // The default range is the last 30 days, today included.
+    let today = chrono::DateTime::from_timestamp_millis(ingest_server::now_ms())
+        .expect("now")
+        .date_naive();
+    let first = today - chrono::Days::new(29);
+    let default = env.ok("/api/stats/summary?site=example.com").await;
+    let explicit = env
+        .ok(&format!(
+            "/api/stats/summary?site=example.com&from={first}&to={today}"
+        ))
+        .await;
+    assert_eq!(default, explicit);
+    assert!(default["visitors"].as_i64().expect("visitors") >= 3);
+
+    // CSV export: a proper CSV, values with commas, quotes and newlines escaped.
+    let r = env
+        .client
+        .get(format!(
+            "{}/api/stats/export?format=csv&site=example.com&from=2026-11-01&to=2026-11-02",
+            env.server.base
+        ))
+        .bearer_auth(&env.key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    let disposition = r.headers()["content-disposition"].to_str().expect("ascii");
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/csv"));
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("utm_campaign,\"launch, \"\"big\"\"\nday\",1,1,"),
+        "{text}"
+    );
+    assert!(text.contains("prop:url,\"https://x.com/a,b\",1,"), "{text}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    let summary = records
+        .iter()
+        .find(|r| &r[0] == "summary")
+        .expect("summary");
+    assert_eq!((&summary[2], &summary[3]), ("4", "8"));
+    let days: Vec<&str> = records
+        .iter()
+        .filter(|r| &r[0] == "timeseries")
+        .map(|r| r.get(1).unwrap_or_default())
+        .collect();
+    assert_eq!(days, vec!["2026-11-01", "2026-11-02"]);
+    let campaign = records
+        .iter()
+        .find(|r| &r[0] == "utm_campaign")
+        .expect("campaign");
+    assert_eq!(&campaign[1], "launch, \"big\"\nday");
+    let (status, body) = env
+        .get("/api/stats/export?format=xml&site=example.com")
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]
+        .as_str()
+        .expect("error")
+        .starts_with("format:"));
+    env.server.stop().await.expect("stopped");
+}
+
+#[tokio::test]
+async fn errors_realtime_and_export_sqlite() {
+    errors_realtime_and_export(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn errors_realtime_and_export_postgres() {
+    errors_realtime_and_export(Kind::Postgres).await;
+}
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// Three days of traffic: daily visitor ids, visits of 1–6 pages with gaps from seconds to
+/// 40 minutes (so some visits split), engagement, custom events with props, mixed values.
+fn random_fixture(site_id: i64, seed: u64) -> Vec<NewEvent> {
+    let mut rng = Rng(seed);
+    let mut n = 0;
+    let mut out = Vec::new();
+    let pages = [
+        "/", "/a", "/b", "/c", "/docs/x", "/docs/y", "/pricing", "/blog/1",
+    ];
+    for day in 0..3 {
+        for v in 0..70 {
+            let visitor = (day * 1000 + v) as i64 + 1;
+            let country = rng.pick(&["DE", "US", "FR", "BR"]).to_string();
+            let browser = rng.pick(&["Chrome", "Firefox", "Safari"]).to_string();
+            let referrer = rng.pick(&["", "Google", "Reddit", "news.example.org"]);
+            let utm = rng.below(4) == 0;
+            let logged = rng.below(3) == 0;
+            let mut ts = NOV_1 + day as i64 * DAY + rng.below(22 * 3_600) as i64 * 1000;
+            for k in 0..(1 + rng.below(6)) {
+                let gap = match rng.below(10) {
+                    0 => 31 * MIN + rng.below(10 * 60) as i64 * 1000,
+                    1..=3 => rng.below(25 * 60) as i64 * 1000,
+                    _ => rng.below(120) as i64 * 1000,
+                };
+                if k > 0 {
+                    ts += gap;
+                }
+                let kind = match rng.below(10) {
+                    0 | 1 => "event",
+                    2 => "engagement",
+                    _ => "pageview",
+                };
+                let mut e = event(&mut n, kind, ts, visitor, rng.pick(&pages));
+                e.site_id = site_id;
+                e.country = Some(country.clone());
+                e.browser = Some(browser.clone());
+                e.os = Some("Linux".into());
+                e.device = Some(rng.pick(&["desktop", "mobile"]).to_string());
+                e.referrer = (!referrer.is_empty()).then(|| referrer.to_string());
+                if utm {
+                    e.utm_source = Some("mail".into());
+                    e.utm_campaign = Some(rng.pick(&["x", "y"]).to_string());
+                }
+                e.logged_in = Some(logged);
+                if kind == "event" {
+                    e.name = Some(rng.pick(&["Signup", "Download"]).to_string());
+                    e.props = Some(format!(r#"{{"plan":"{}"}}"#, rng.pick(&["free", "pro"])));
+                }
+                out.push(e);
+            }
+        }
+    }
+    out.sort_by_key(|e| e.ts);
+    out
+}
+
+fn params(from: i64, to: i64, filters: Vec<(Dim, String)>) -> Params {
+    Params {
+        site: "example.com".into(),
+        from,
+        to,
+        tz: chrono_tz::Tz::UTC,
+        filters,
+        interval: stats::Interval::Day,
+        dim: None,
+        limit: 1000,
+    }
+}
+
+async fn rollups_equal_raw(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let store = db.store().await;
+    let (site, _) = store.add_site("example.com").await.expect("site");
+    let events = random_fixture(site.id, 0x9e37_79b9_7f4a_7c15);
+    assert!(events.len() > 600);
+    // Inserted in batches, rolled up in small chunks, so that visits go on across rounds.
+    for part in events.chunks(400) {
+        let refs: Vec<&NewEvent> = part.iter().collect();
+        store.insert_events(&refs).await.expect("insert");
+        roll_up_all(&store, 97).await.expect("roll up");
+    }
+    assert_eq!(store.unrolled_count().await.expect("count"), 0);
+
+    let whole = params(NOV_1, NOV_1 + 3 * DAY, Vec::new());
+    let dims = [
+        "page",
+        "entry_page",
+        "exit_page",
+        "referrer",
+        "utm_source",
+        "utm_campaign",
+        "country",
+        "browser",
+        "device",
+        "user",
+        "event",
+        "prop:plan",
+    ];
+    for dim in dims {
+        let dim = Dim::parse(dim).expect("dim");
+        let from_rollups: Vec<BreakdownRow> = stats::breakdown(&store, site.id, &whole, &dim)
+            .await
+            .expect("rollups");
+        let from_raw: Vec<BreakdownRow> = stats::raw_breakdown(&store, site.id, &whole, &dim)
+            .await
+            .expect("raw")
+            .into_iter()
+            .map(|(v, c)| BreakdownRow::of(&dim, v, &c))
+            .collect();
+        assert!(!from_raw.is_empty(), "{dim:?}");
+        assert_eq!(from_rollups, from_raw, "{dim:?}");
+    }
+    for day in 0..3 {
+        let (from, to) = (NOV_1 + day * DAY, NOV_1 + (day + 1) * DAY);
+        let rolled = stats::summary(&store, site.id, &params(from, to, Vec::new()))
+            .await
+            .expect("summary");
+        let raw: Counts = stats::raw_totals(&store, site.id, &[], from, to)
+            .await
+            .expect("raw");
+        assert_eq!(
+            (
+                rolled.pageviews,
+                rolled.visitors,
+                rolled.visits,
+                rolled.events
+            ),
+            (raw.pageviews, raw.visitors, raw.visits, raw.events),
+            "day {day}"
+        );
+        let filter = vec![(Dim::parse("country").expect("dim"), "DE".to_string())];
+        let rolled = stats::summary(&store, site.id, &params(from, to, filter.clone()))
+            .await
+            .expect("summary");
+        let raw = stats::raw_totals(&store, site.id, &filter, from, to)
+            .await
+            .expect("raw");
+        assert_eq!(
+            (
+                rolled.pageviews,
+                rolled.visitors,
+                rolled.visits,
+                rolled.events
+            ),
+            (raw.pageviews, raw.visitors, raw.visits, raw.events),
+            "day {day}, DE"
+        );
+        let bounces = (raw.bounces as f64 / raw.visits.max(1) as f64 * 10_000.0).round() / 10_000.0;
+        assert_eq!(rolled.bounce_rate, bounces);
+    }
+}
+
+#[tokio::test]
+async fn rollups_equal_a_raw_recomputation_sqlite() {
+    rollups_equal_raw(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn rollups_equal_a_raw_recomputation_postgres() {
+    rollups_equal_raw(Kind::Postgres).await;
+}
