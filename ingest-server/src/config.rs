@@ -34,6 +34,15 @@ pub enum Command {
     Key(KeyCommand),
     /// Apply the database migrations and exit.
     Migrate,
+    /// Register a site (default `localhost`) and fill it with realistic sample traffic of the
+    /// last days, so that the admin page shows full charts. Does nothing if the site already
+    /// has events.
+    Demo {
+        #[arg(long, default_value = "localhost")]
+        site: String,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
     /// Print a site's stored events as JSON lines, oldest first.
     Events {
         #[arg(long)]

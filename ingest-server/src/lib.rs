@@ -13,12 +13,14 @@
 //! - [`stats`]: the stats queries (CONTRACT §4) over rollups and raw events.
 //! - [`maintenance`]: salt rotation, replay-guard expiry, retention, cache refresh.
 //! - [`app`]: the state handlers share.
+//! - [`demo`]: sample traffic for `ingest-server demo` and the stats benchmark.
 //!
 //! [`serve`] ties them together: it takes a bound listener and a shutdown future, so tests
 //! run real servers on port 0.
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod enrich;
 pub mod http;
 pub mod maintenance;

@@ -50,6 +50,22 @@ async fn main() -> anyhow::Result<()> {
             let store = Store::open(&config.database_url).await?;
             println!("{}", store.create_key(label.as_deref()).await?);
         }
+        Command::Demo { site, days } => {
+            let domain = site.trim().to_ascii_lowercase();
+            tally_core::wire::validate_site(&domain)
+                .map_err(|e| anyhow::anyhow!("{domain:?} {e}"))?;
+            anyhow::ensure!((1..=400).contains(&days), "--days must be from 1 to 400");
+            let store = Store::open(&config.database_url).await?;
+            let (site, _) = store.add_site(&domain).await?;
+            match ingest_server::demo::fill(&store, site.id, days).await? {
+                ingest_server::demo::DemoOutcome::Written { events } => {
+                    println!("wrote {events} sample events over {days} days for {domain}")
+                }
+                ingest_server::demo::DemoOutcome::Skipped => {
+                    println!("{domain} already has events; no sample traffic written")
+                }
+            }
+        }
         Command::Events { site, limit } => {
             let store = Store::open(&config.database_url).await?;
             let site = store
