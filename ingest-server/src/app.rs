@@ -13,8 +13,10 @@ use tally_core::visitor::salt_day;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::monitors::Monitors;
 use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
+use crate::trace::drops::DropCounter;
 
 /// A salt and its UTC day.
 type DaySalt = (i64, Arc<Vec<u8>>);
@@ -30,6 +32,10 @@ pub struct App {
     salts: Arc<Mutex<Option<DaySalt>>>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     pub geoip: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
+    /// Dropped events by site and reason, for the pipeline view and the `rejected` monitor.
+    pub drops: Arc<DropCounter>,
+    /// The monitors in force (CONTRACT §7).
+    pub monitors: Arc<Monitors>,
 }
 
 impl App {
@@ -53,6 +59,7 @@ impl App {
             )),
             None => None,
         };
+        let monitors = Arc::new(Monitors::load(&config)?);
         Ok(App {
             config: Arc::new(config),
             store,
@@ -62,7 +69,15 @@ impl App {
             salts: Arc::new(Mutex::new(None)),
             limiter,
             geoip,
+            drops: Arc::new(DropCounter::default()),
+            monitors,
         })
+    }
+
+    /// Counts `n` events of `site_id` (0 when not known) dropped for `reason`. Never fails and
+    /// never waits: the counts are written in the background.
+    pub fn record_drop(&self, site_id: i64, reason: &'static str, n: u64) {
+        self.drops.record(site_id, reason, n, crate::now_ms());
     }
 
     /// `Err(seconds to wait)` when `ip` is over its rate limit.

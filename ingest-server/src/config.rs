@@ -140,6 +140,21 @@ pub struct Options {
     /// Milliseconds the writer waits to gather a batch.
     #[arg(long, env = "TALLY_LINGER_MS", default_value_t = 1, global = true)]
     pub linger_ms: u64,
+    /// Monitors file (YAML, CONTRACT §7); read at start and on SIGHUP.
+    #[arg(long, env = "TALLY_MONITORS", global = true)]
+    pub monitors: Option<PathBuf>,
+    /// SMTP server for monitor e-mails: `smtp://host:port` (plain), `smtps://…` (TLS),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS).
+    #[arg(long, env = "TALLY_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of monitor e-mails.
+    #[arg(
+        long,
+        env = "TALLY_SMTP_FROM",
+        default_value = "tally@localhost",
+        global = true
+    )]
+    pub smtp_from: String,
 }
 
 /// Validated configuration of a running server.
@@ -157,6 +172,9 @@ pub struct Config {
     pub retention_days: u32,
     pub rate_limit: u32,
     pub pipeline: PipelineConfig,
+    pub monitors: Option<PathBuf>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
 }
 
 impl TryFrom<Options> for Config {
@@ -209,6 +227,9 @@ impl TryFrom<Options> for Config {
                 max_batch: o.max_batch,
                 linger: Duration::from_millis(o.linger_ms),
             },
+            monitors: o.monitors.filter(|p| !p.as_os_str().is_empty()),
+            smtp_url: o.smtp_url.filter(|u| !u.trim().is_empty()),
+            smtp_from: o.smtp_from,
         })
     }
 }

@@ -13,6 +13,8 @@
 //! - [`stats`]: the stats queries (CONTRACT §4) over rollups and raw events.
 //! - [`maintenance`]: salt rotation, replay-guard expiry, retention, cache refresh.
 //! - [`app`]: the state handlers share.
+//! - [`trace`]: the event trace, the pipeline view and the drop counters (CONTRACT §8).
+//! - [`monitors`]: monitors, their persisted state and their notifications (CONTRACT §7).
 //! - [`demo`]: sample traffic for `ingest-server demo` and the stats benchmark.
 //!
 //! [`serve`] ties them together: it takes a bound listener and a shutdown future, so tests
@@ -25,10 +27,12 @@ pub mod enrich;
 pub mod http;
 pub mod maintenance;
 pub mod metrics;
+pub mod monitors;
 pub mod pipeline;
 pub mod rollup;
 pub mod stats;
 pub mod store;
+pub mod trace;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -67,6 +71,16 @@ pub async fn serve(
     app.sites.reload(&store).await?;
     let maintenance = tokio::spawn(maintenance::run(app.clone()));
     let roller = tokio::spawn(rollup::run(store.clone()));
+    let drops = app.drops.clone();
+    let drop_flusher = tokio::spawn(trace::drops::run(drops.clone(), store.clone()));
+    let monitor_tasks = app.monitors.configured().then(|| {
+        [
+            tokio::spawn(monitors::evaluate(app.clone())),
+            tokio::spawn(monitors::deliver(app.clone())),
+            tokio::spawn(monitors::reload_on_hangup(app.monitors.clone())),
+        ]
+    });
+    let monitors_app = app.clone();
 
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let router = http::router(app);
@@ -79,8 +93,15 @@ pub async fn serve(
     tracing::info!("stopped accepting; writing queued events");
     maintenance.abort();
     roller.abort();
+    drop_flusher.abort();
+    for task in monitor_tasks.iter().flatten() {
+        task.abort();
+    }
+    monitors::release(&monitors_app).await;
+    drop(monitors_app);
     // The router (and with it every pipeline handle) is gone: the writer drains and stops.
     writer.await.context("the writer task failed")?;
+    drops.flush(&store).await;
     store.close().await;
     tracing::info!("shut down cleanly");
     Ok(())

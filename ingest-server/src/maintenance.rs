@@ -42,5 +42,11 @@ async fn once_a_minute(app: &App) -> Result<(), crate::store::StoreError> {
     if visits > 0 {
         tracing::info!(visits, "pruned visits past retention");
     }
+    app.store
+        .prune_drops(now - crate::trace::drops::KEEP_MS)
+        .await?;
+    app.store
+        .prune_monitor_rows(now - crate::monitors::KEEP_MS)
+        .await?;
     Ok(())
 }

@@ -82,15 +82,18 @@ pub async fn collect(
     let received_at = crate::now_ms();
     if let Err(retry_after) = app.rate_limit(ip) {
         app.metrics.reject("rate_limited", 1);
+        app.record_drop(0, "rate_limited", 1);
         return Err(ApiError::RateLimited { retry_after });
     }
     let body = read_body(&headers, body, wire::MAX_BODY_BYTES)
         .await
         .inspect_err(|_| {
             app.metrics.reject("too_large", 1);
+            app.record_drop(0, "too_large", 1);
         })?;
     let batch = wire::parse_batch(&body).map_err(|e| {
         app.metrics.reject("invalid", 1);
+        app.record_drop(0, "invalid", 1);
         match e {
             WireError::TooLarge => ApiError::PayloadTooLarge(e.to_string()),
             other => ApiError::BadRequest(other.to_string()),
@@ -99,6 +102,7 @@ pub async fn collect(
     let n = batch.events.len() as u64;
     let Some(site_id) = app.sites.id(&app.store, &batch.site).await? else {
         app.metrics.reject("unknown_site", n);
+        app.record_drop(0, "unknown_site", n);
         return Err(ApiError::Forbidden(format!(
             "site {} is not registered",
             batch.site
@@ -108,6 +112,7 @@ pub async fn collect(
         let host = url_host(origin);
         if !host.is_some_and(|h| wire::host_belongs_to_site(&h, &batch.site)) {
             app.metrics.reject("foreign_origin", n);
+            app.record_drop(site_id, "foreign_origin", n);
             return Err(ApiError::Forbidden(format!(
                 "origin {origin} does not belong to site {}",
                 batch.site
@@ -122,6 +127,7 @@ pub async fn collect(
     let screen = batch.events.iter().find_map(|e| e.screen);
     let Some(agent) = agent::classify(ua, screen) else {
         app.metrics.bots.inc_by(n);
+        app.record_drop(site_id, "bot", n);
         return Ok((StatusCode::ACCEPTED, Json(Outcome::default())));
     };
     let salt = app.salt(received_at).await?;
@@ -144,9 +150,11 @@ pub async fn collect(
         .collect::<Result<Vec<NewEvent>, Refusal>>()
         .map_err(|refusal| {
             app.metrics.reject("invalid", n);
+            app.record_drop(site_id, "invalid", n);
             refusal_error(refusal)
         })?;
     let outcome = write(&app, events, "browser").await?;
+    app.record_drop(site_id, "duplicate", outcome.duplicates as u64);
     Ok((StatusCode::ACCEPTED, Json(outcome)))
 }
 

@@ -107,10 +107,54 @@ pub async fn batch(
     }
     if unknown > 0 {
         app.metrics.reject("unknown_site", unknown);
+        app.record_drop(0, "unknown_site", unknown);
     }
-    let outcome = write(&app, events, "edge").await?;
+    let (outcome, site_ids) = write_by_site(&app, events).await?;
+    if let Err(e) = app
+        .store
+        .record_edge_batch(&site_ids, &batch.batch, received_at)
+        .await
+    {
+        tracing::warn!(error = %e, "recording the last edge batch");
+    }
     tracing::info!(batch = %batch.batch, accepted = outcome.accepted, duplicates = outcome.duplicates, "edge batch stored");
     Ok(Json(outcome))
+}
+
+/// Writes a batch's events, one pipeline job per site so that duplicates are counted per site
+/// (the jobs usually share one commit). Returns the outcome and the sites of the batch.
+async fn write_by_site(
+    app: &App,
+    events: Vec<crate::store::NewEvent>,
+) -> Result<(Outcome, Vec<i64>), ApiError> {
+    let mut by_site: std::collections::BTreeMap<i64, Vec<crate::store::NewEvent>> =
+        std::collections::BTreeMap::new();
+    for e in events {
+        by_site.entry(e.site_id).or_default().push(e);
+    }
+    let sites: Vec<i64> = by_site.keys().copied().collect();
+    let mut jobs = tokio::task::JoinSet::new();
+    for (site_id, events) in by_site {
+        let app = app.clone();
+        jobs.spawn(async move { (site_id, write(&app, events, "edge").await) });
+    }
+    let mut total = Outcome::default();
+    let mut failed = None;
+    while let Some(done) = jobs.join_next().await {
+        match done {
+            Ok((site_id, Ok(outcome))) => {
+                app.record_drop(site_id, "duplicate", outcome.duplicates as u64);
+                total.accepted += outcome.accepted;
+                total.duplicates += outcome.duplicates;
+            }
+            Ok((_, Err(e))) => failed = Some(e),
+            Err(e) => failed = Some(ApiError::Internal(e.into())),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((total, sites)),
+    }
 }
 
 pub async fn sites(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {

@@ -5,6 +5,8 @@
 //! - [`edge`]: the edge worker's signed batch endpoint and site list.
 //! - [`ops`]: `/healthz`, `/metrics`, `/api/sites`.
 //! - [`stats`]: `/api/stats/*` (CONTRACT §4).
+//! - [`trace`]: `/api/trace/ID` and `/api/pipeline` (CONTRACT §8).
+//! - [`monitors`]: `/api/monitors` (CONTRACT §7).
 //! - [`assets`]: the tracker and the admin page.
 //! - [`error`], [`auth`]: the error type and the stats key check.
 
@@ -13,8 +15,10 @@ pub mod auth;
 pub mod collect;
 pub mod edge;
 pub mod error;
+pub mod monitors;
 pub mod ops;
 pub mod stats;
+pub mod trace;
 
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
@@ -44,6 +48,9 @@ pub fn router(app: App) -> Router {
         .route("/api/sites", get(ops::sites))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .route("/api/trace/{id}", get(trace::trace))
+        .route("/api/pipeline", get(trace::pipeline))
+        .route("/api/monitors", get(monitors::monitors))
         .merge(stats::routes())
         .merge(assets::router(&app))
         .with_state(app)

@@ -81,14 +81,10 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db_url: &str, extra: &[&str]) -> TestServer {
-        let mut args = vec![
-            "--database-url",
-            db_url,
-            "--edge-secret",
-            EDGE_SECRET,
-            "--rate-limit",
-            "0",
-        ];
+        let mut args = vec!["--database-url", db_url, "--edge-secret", EDGE_SECRET];
+        if !extra.contains(&"--rate-limit") {
+            args.extend(["--rate-limit", "0"]);
+        }
         args.extend_from_slice(extra);
         let config = Config::from_args(args).expect("config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -7,3 +7,4 @@ mod edge;
 mod helpers;
 mod shutdown;
 mod stats;
+mod trace;
