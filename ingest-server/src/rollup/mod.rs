@@ -76,8 +76,8 @@ pub async fn roll_chunk(store: &Store, limit: i64) -> Result<Round, StoreError> 
             changed.push((v.site_id, v.visitor, visit));
         }
     }
-    store::upsert_rollups(&mut tx, &acc).await?;
-    store::upsert_visits(&mut tx, &changed).await?;
+    store::upsert_rollups(&mut tx, store.dialect, &acc).await?;
+    store::upsert_visits(&mut tx, store.dialect, &changed).await?;
     store::mark_rolled(&mut tx, &seqs).await?;
     tx.commit().await?;
     Ok(Round::Rolled(seqs.len() as u64))

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::model::{floor_day, Acc, Counts, Ev, EvKind, Visit, Visitor, DAY_MS};
-use crate::store::{Store, StoreError};
+use crate::store::{Dialect, Store, StoreError};
 
 /// The columns [`ev_from_row`] reads, in order.
 pub const EV_COLUMNS: &str = "seq, site_id, kind, ts, visitor, path, referrer, utm_source, \
@@ -162,6 +162,24 @@ pub fn month_start(ts: i64) -> i64 {
         .unwrap_or(ts)
 }
 
+/// `VALUES` tuples of `rows` × `columns` placeholders. SQLite gets plain `?`: with numbered
+/// ones its driver looks every parameter up by name, in time quadratic in the statement size.
+fn values(dialect: Dialect, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            let sep = if c == 0 { "" } else { ", " };
+            let _ = match dialect {
+                Dialect::Sqlite => write!(sql, "{sep}?"),
+                Dialect::Postgres => write!(sql, "{sep}${}", r * columns + c + 1),
+            };
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// Rows of one grain: 0 hour, 1 UTC day, 2 UTC month.
 pub type RollupKey = (i64, i64, String, i64, String);
 
@@ -182,7 +200,11 @@ pub fn expand(acc: &Acc) -> HashMap<RollupKey, Counts> {
 }
 
 /// Adds `acc` to the rollups.
-pub async fn upsert_rollups(conn: &mut AnyConnection, acc: &Acc) -> Result<(), StoreError> {
+pub async fn upsert_rollups(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    acc: &Acc,
+) -> Result<(), StoreError> {
     let rows: Vec<(RollupKey, Counts)> = expand(acc)
         .into_iter()
         .filter(|(_, c)| !c.is_zero())
@@ -193,26 +215,7 @@ pub async fn upsert_rollups(conn: &mut AnyConnection, acc: &Acc) -> Result<(), S
             "INSERT INTO rollups (site_id, grain, dim, bucket, value, pageviews, \
              unique_pageviews, visitors, visits, bounces, duration_ms, events) VALUES ",
         );
-        for i in 0..part.len() {
-            let b = i * 12;
-            let _ = write!(
-                sql,
-                "{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                if i == 0 { "" } else { ", " },
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10,
-                b + 11,
-                b + 12
-            );
-        }
+        sql.push_str(&values(dialect, part.len(), 12));
         sql.push_str(
             " ON CONFLICT (site_id, grain, dim, bucket, value) DO UPDATE SET \
              pageviews = rollups.pageviews + excluded.pageviews, \
@@ -247,6 +250,7 @@ pub async fn upsert_rollups(conn: &mut AnyConnection, acc: &Acc) -> Result<(), S
 /// Inserts or updates visits (keyed by site, visitor and start).
 pub async fn upsert_visits(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     visits: &[(i64, i64, Visit)],
 ) -> Result<(), StoreError> {
     const COLUMNS: usize = 19;
@@ -256,18 +260,7 @@ pub async fn upsert_visits(
              entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign, country, \
              browser, os, device, logged_in, pages, marks) VALUES ",
         );
-        for i in 0..part.len() {
-            sql.push_str(if i == 0 { "(" } else { ", (" });
-            for c in 0..COLUMNS {
-                let _ = write!(
-                    sql,
-                    "{}${}",
-                    if c == 0 { "" } else { ", " },
-                    i * COLUMNS + c + 1
-                );
-            }
-            sql.push(')');
-        }
+        sql.push_str(&values(dialect, part.len(), COLUMNS));
         sql.push_str(
             " ON CONFLICT (site_id, visitor, started_at) DO UPDATE SET \
              last_at = excluded.last_at, pageviews = excluded.pageviews, \

@@ -1,8 +1,256 @@
-//! Stats query latency at 10 million events (filled in with the stats API).
+//! Stats query latency on a year of traffic (default 10 million events), on SQLite and on
+//! PostgreSQL (127.0.0.1:5432; skipped when unreachable or with `TALLY_BENCH_PG=0`).
+//!
+//! 1. Generates the events over 365 days with `ingest_server::demo::Generator` (thousands of
+//!    Zipf-distributed pages, hundreds of referrers, ~100 countries, UTM on a fraction of
+//!    visits, custom events with props, daily visitor ids) and inserts them in large
+//!    transactions through `Store::insert_events`.
+//! 2. Runs the rollup to completion (the same code as the background worker, in bigger
+//!    chunks) and reports its rate.
+//! 3. Runs each stats query (the `ingest_server::stats` functions the HTTP handlers call)
+//!    over the last 7 days, 30 days and 12 months, `REPS` times, and reports p50 / p95.
+//!    Filtered queries that are answered from raw events are reported separately.
+//!
+//! `TALLY_BENCH_STATS_EVENTS` overrides the number of events (e.g. 200000 for a quick run).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use ingest_server::demo::{day_factor, Generator, Profile};
+use ingest_server::rollup::model::DAY_MS;
+use ingest_server::stats::{self, Dim, Params};
+use ingest_server::store::{NewEvent, Store};
 
 use super::Row;
 
-/// Runs the stats benchmark.
-pub async fn run(_events: u64) -> anyhow::Result<Vec<Row>> {
-    Ok(Vec::new())
+const REPS: usize = 25;
+const RAW_REPS: usize = 5;
+const DAYS: i64 = 365;
+
+fn pg_admin_url() -> String {
+    std::env::var("TALLY_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs the stats benchmark on SQLite, then PostgreSQL.
+pub async fn run(events: u64) -> anyhow::Result<Vec<Row>> {
+    let events = std::env::var("TALLY_BENCH_STATS_EVENTS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(events);
+    let mut rows = Vec::new();
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("stats.db").display());
+    rows.extend(run_on("sqlite", &url, events).await?);
+    if std::env::var("TALLY_BENCH_PG").as_deref() != Ok("0") {
+        match Store::connect(&pg_admin_url()).await {
+            Ok(admin) => {
+                let name = format!("tally_bench_stats_{}", std::process::id());
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin.pool)
+                    .await?;
+                let base = pg_admin_url();
+                let url = format!(
+                    "{}/{name}",
+                    base.rsplit_once('/').map(|p| p.0).unwrap_or(&base)
+                );
+                let result = run_on("postgres", &url, events).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&admin.pool)
+                    .await;
+                rows.extend(result?);
+            }
+            Err(e) => eprintln!("stats bench: PostgreSQL not reachable ({e}); skipped"),
+        }
+    }
+    Ok(rows)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0.0)
+}
+
+/// Loads a year of traffic: returns the number of events stored.
+async fn load(store: &Store, site_id: i64, events: u64, now: i64) -> anyhow::Result<u64> {
+    let today = now.div_euclid(DAY_MS) * DAY_MS;
+    let profile = Profile {
+        pages: 5_000,
+        referrer_hosts: 300,
+    };
+    let mut generator = Generator::new(site_id, &profile, 0x5eed);
+    let factors: Vec<f64> = (0..DAYS)
+        .map(|ago| day_factor(today - ago * DAY_MS, 0.002, ago))
+        .collect();
+    let scale = events as f64 / factors.iter().sum::<f64>();
+    let mut stored = 0u64;
+    let mut pending: Vec<NewEvent> = Vec::new();
+    for ago in (0..DAYS).rev() {
+        let day = today - ago * DAY_MS;
+        pending.extend(generator.day(day, (factors[ago as usize] * scale) as usize, now));
+        if pending.len() >= 50_000 || ago == 0 {
+            let refs: Vec<&NewEvent> = pending.iter().collect();
+            stored += store.insert_events(&refs).await?.len() as u64;
+            pending.clear();
+        }
+        if ago % 60 == 0 {
+            eprintln!("  {stored} events stored ({ago} days to go)");
+        }
+    }
+    Ok(stored)
+}
+
+fn params(site: &str, range: &str, extra: &[(&str, &str)], now: i64) -> anyhow::Result<Params> {
+    let today = chrono::DateTime::from_timestamp_millis(now)
+        .context("now")?
+        .date_naive();
+    let days = match range {
+        "7d" => 7,
+        "30d" => 30,
+        _ => 365,
+    };
+    let from = today - chrono::Days::new(days - 1);
+    let mut pairs = vec![
+        ("site".to_string(), site.to_string()),
+        ("from".to_string(), from.to_string()),
+        ("to".to_string(), today.to_string()),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Ok(stats::parse(&pairs, now)?)
+}
+
+/// A named query with its extra parameters.
+type Case = (&'static str, Query, &'static [(&'static str, &'static str)]);
+
+#[derive(Clone, Copy)]
+enum Query {
+    Summary,
+    Timeseries,
+    Breakdown(&'static str),
+    Realtime,
+}
+
+async fn once(store: &Store, site: i64, q: Query, p: &Params, now: i64) -> anyhow::Result<()> {
+    match q {
+        Query::Summary => {
+            stats::summary(store, site, p).await?;
+        }
+        Query::Timeseries => {
+            stats::timeseries(store, site, p).await?;
+        }
+        Query::Breakdown(dim) => {
+            let dim = Dim::parse(dim).context("dim")?;
+            stats::breakdown(store, site, p, &dim).await?;
+        }
+        Query::Realtime => {
+            stats::realtime(store, site, now).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn measure(
+    store: &Store,
+    site: i64,
+    q: Query,
+    p: &Params,
+    now: i64,
+    reps: usize,
+) -> anyhow::Result<(f64, f64)> {
+    once(store, site, q, p, now).await?; // warm-up
+    let mut ms = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        once(store, site, q, p, now).await?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((percentile(&ms, 0.5), percentile(&ms, 0.95)))
+}
+
+async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let store = Store::open(url).await?;
+    let (site, _) = store.add_site("bench.example").await?;
+    let now = ingest_server::now_ms();
+    eprintln!("stats bench ({db}): generating and inserting {events} events over {DAYS} days");
+    let t = Instant::now();
+    let stored = load(&store, site.id, events, now).await?;
+    let secs = t.elapsed().as_secs_f64();
+    rows.push(Row::new(
+        format!("stats {db}: insert {stored} events (365 days)"),
+        format!("{secs:.0} s ({:.0} events/s)", stored as f64 / secs),
+    ));
+    eprintln!("stats bench ({db}): rolling up");
+    let t = Instant::now();
+    let rolled = ingest_server::rollup::roll_up_all(&store, 20_000).await?;
+    let secs = t.elapsed().as_secs_f64();
+    rows.push(Row::new(
+        format!("stats {db}: rollup of {rolled} events"),
+        format!("{secs:.0} s ({:.0} events/s)", rolled as f64 / secs),
+    ));
+    eprintln!("stats bench ({db}): queries");
+    let queries: [Case; 10] = [
+        ("summary", Query::Summary, &[]),
+        ("timeseries day", Query::Timeseries, &[("interval", "day")]),
+        (
+            "timeseries day Europe/Berlin",
+            Query::Timeseries,
+            &[("interval", "day"), ("tz", "Europe/Berlin")],
+        ),
+        ("breakdown page", Query::Breakdown("page"), &[]),
+        ("breakdown entry_page", Query::Breakdown("entry_page"), &[]),
+        ("breakdown referrer", Query::Breakdown("referrer"), &[]),
+        ("breakdown country", Query::Breakdown("country"), &[]),
+        ("breakdown event", Query::Breakdown("event"), &[]),
+        (
+            "summary filter[country]=DE",
+            Query::Summary,
+            &[("filter[country]", "DE")],
+        ),
+        ("realtime", Query::Realtime, &[]),
+    ];
+    for (name, q, extra) in queries {
+        for range in ["7d", "30d", "12mo"] {
+            if matches!(q, Query::Realtime) && range != "7d" {
+                continue;
+            }
+            let p = params("bench.example", range, extra, now)?;
+            let (p50, p95) = measure(&store, site.id, q, &p, now, REPS).await?;
+            let label = if matches!(q, Query::Realtime) {
+                format!("stats {db}: realtime p50 / p95")
+            } else {
+                format!("stats {db}: {name} {range} p50 / p95")
+            };
+            rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
+        }
+    }
+    // Filters that the rollups cannot answer: read from the raw events of the range.
+    let raw: [Case; 2] = [
+        (
+            "summary filter[page]=/pricing (raw)",
+            Query::Summary,
+            &[("filter[page]", "/pricing")],
+        ),
+        (
+            "breakdown page filter[country]=US&filter[device]=mobile (raw)",
+            Query::Breakdown("page"),
+            &[("filter[country]", "US"), ("filter[device]", "mobile")],
+        ),
+    ];
+    for (name, q, extra) in raw {
+        for range in ["7d", "30d"] {
+            let p = params("bench.example", range, extra, now)?;
+            let (p50, p95) = measure(&store, site.id, q, &p, now, RAW_REPS).await?;
+            rows.push(Row::new(
+                format!("stats {db}: {name} {range} p50 / p95"),
+                format!("{p50:.0} / {p95:.0} ms"),
+            ));
+        }
+    }
+    for r in &rows {
+        eprintln!("  {:<70} {}", r.what, r.figure);
+    }
+    store.close().await;
+    Ok(rows)
 }
