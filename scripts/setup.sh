@@ -43,3 +43,10 @@ npm_install() {
 }
 npm_install .
 [ "${TALLY_SKIP_EDGE:-0}" = 1 ] || npm_install edge-worker
+
+# The real SMTP server of the ingest server's monitor tests (ingest-server/tests/smtp_sink.py).
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  log "pip install aiosmtpd"
+  python3 -m pip install --quiet aiosmtpd==1.4.6 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd==1.4.6
+fi

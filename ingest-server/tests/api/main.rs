@@ -5,6 +5,7 @@ mod collect;
 mod dedup;
 mod edge;
 mod helpers;
+mod monitors;
 mod shutdown;
 mod stats;
 mod trace;
