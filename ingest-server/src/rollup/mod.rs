@@ -101,12 +101,17 @@ pub async fn roll_up_now(store: &Store) -> Result<u64, StoreError> {
     roll_up_all(store, CHUNK).await
 }
 
-/// The background worker: a round every 250 ms, back to back (with a short pause that lets
-/// the ingest writer in) while chunks come full. Runs until aborted.
+/// The background worker: a round every 250 ms; while chunks come full, the next round
+/// follows after twice the time the last one took, so that the roller holds SQLite's write
+/// lock at most a third of the time and the ingest writer keeps its throughput (under a
+/// sustained flood the rollups lag and catch up afterwards). Runs until aborted.
 pub async fn run(store: Store) {
     loop {
+        let started = std::time::Instant::now();
         let pause = match roll_chunk(&store, CHUNK).await {
-            Ok(Round::Rolled(n)) if n as i64 >= CHUNK => Duration::from_millis(20),
+            Ok(Round::Rolled(n)) if n as i64 >= CHUNK => {
+                (started.elapsed() * 2).max(Duration::from_millis(10))
+            }
             Ok(_) => Duration::from_millis(250),
             Err(e) => {
                 tracing::warn!(error = %e, "rolling up events");

@@ -811,3 +811,63 @@ async fn rollups_equal_a_raw_recomputation_sqlite() {
 async fn rollups_equal_a_raw_recomputation_postgres() {
     rollups_equal_raw(Kind::Postgres).await;
 }
+
+/// The real path: `POST /api/event`, the background worker (no explicit roll-up), the API.
+async fn background_worker_counts_posted_events(kind: Kind) {
+    let (env, _) = Env::new(kind).await;
+    let events = vec![
+        crate::helpers::pageview(&crate::helpers::new_id(), "https://example.com/"),
+        crate::helpers::pageview(
+            &crate::helpers::new_id(),
+            "https://example.com/docs?utm_source=hn",
+        ),
+    ];
+    let r = crate::helpers::post_events(
+        &env.client,
+        &env.server.base,
+        crate::helpers::body("example.com", &events),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 202);
+    let mut summary = Value::Null;
+    for _ in 0..100 {
+        summary = env.ok("/api/stats/summary?site=example.com").await;
+        if summary["pageviews"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(summary["pageviews"], 2, "{summary}");
+    assert_eq!(
+        (summary["visitors"].clone(), summary["visits"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(summary["bounce_rate"], 0.0);
+    assert_eq!(
+        env.ok("/api/stats/realtime?site=example.com").await["visitors"],
+        1
+    );
+    let sources = env
+        .ok("/api/stats/breakdown?site=example.com&dim=utm_source")
+        .await;
+    assert_eq!(
+        rows(&sources),
+        Vec::<(String, i64)>::new(),
+        "UTM of a later page view does not change the visit's"
+    );
+    let pages = env
+        .ok("/api/stats/breakdown?site=example.com&dim=page")
+        .await;
+    assert_eq!(pages.as_array().map(Vec::len), Some(2));
+    env.server.stop().await.expect("stopped");
+}
+
+#[tokio::test]
+async fn background_worker_counts_posted_events_sqlite() {
+    background_worker_counts_posted_events(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn background_worker_counts_posted_events_postgres() {
+    background_worker_counts_posted_events(Kind::Postgres).await;
+}
