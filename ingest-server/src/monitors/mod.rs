@@ -14,13 +14,16 @@
 //! Several servers may share one PostgreSQL database: a lease row lets one of them evaluate
 //! and deliver at a time; another takes over when it stops renewing it.
 //!
-//! - [`config`]: the file format, validated with line numbers.
+//! - [`model`]: monitors, metrics, thresholds and targets.
+//! - [`config`] and [`layout`]: the file format, validated with line numbers.
 //! - [`metric`]: the metrics.
 //! - [`state`]: transitions, persisted state, history, outbox, lease.
 //! - [`notify`]: the webhook and e-mail senders and the outbox delivery.
 
 pub mod config;
+pub mod layout;
 pub mod metric;
+pub mod model;
 pub mod notify;
 pub mod state;
 

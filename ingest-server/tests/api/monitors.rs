@@ -697,3 +697,148 @@ async fn sighup_reloads_and_no_secret_is_stored_logged_or_sent() {
         }
     }
 }
+
+/// Every metric's value, as `/api/monitors` shows it after the first checks.
+async fn metric_values(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let store = db.store().await;
+    store.add_site("example.com").await.expect("site");
+    let key = store.create_key(None).await.expect("key");
+    let dir = tempfile::tempdir().expect("dir");
+    let metrics = [
+        "pageviews",
+        "visitors",
+        "events",
+        "event:Signup",
+        "page:/pricing",
+        "bounce_rate",
+        "rejected",
+        "edge_lag_s",
+    ];
+    let mut text = String::from("monitors:\n");
+    for (i, metric) in metrics.iter().enumerate() {
+        text.push_str(&format!(
+            "  - name: m{i}\n    site: example.com\n    metric: {metric}\n    window: 1h\n    every: 1s\n    above: 1000000\n"
+        ));
+    }
+    let file = write_monitors(dir.path(), &text);
+    let server = TestServer::start(&db.url, &["--monitors", &file]).await;
+    let client = reqwest::Client::new();
+    let send = |ua: &'static str, events: Vec<Value>| {
+        let client = client.clone();
+        let base = server.base.clone();
+        async move {
+            client
+                .post(format!("{base}/api/event"))
+                .header("user-agent", ua)
+                .body(body("example.com", &events))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    let now = ingest_server::now_ms();
+    let event = |name: &str| json!({"id": new_id(), "kind": "event", "name": name, "url": "https://example.com/pricing", "ts": now});
+    // Visitor A: two page views and a signup; visitor B (another browser): one page view.
+    let a = crate::helpers::UA_CHROME;
+    let b = crate::helpers::UA_IPHONE;
+    let pages = vec![
+        pageview(&new_id(), "https://example.com/pricing"),
+        pageview(&new_id(), "https://example.com/"),
+        event("Signup"),
+        event("Other"),
+    ];
+    assert_eq!(send(a, pages).await, 202);
+    assert_eq!(
+        send(b, vec![pageview(&new_id(), "https://example.com/pricing")]).await,
+        202
+    );
+    // Dropped: 2 bot events and 1 malformed request.
+    assert_eq!(
+        send(
+            "curl/8.0",
+            vec![pageview(&new_id(), "https://example.com/")]
+        )
+        .await,
+        202
+    );
+    assert_eq!(
+        send(
+            "Googlebot/2.1",
+            vec![pageview(&new_id(), "https://example.com/")]
+        )
+        .await,
+        202
+    );
+    let r = client
+        .post(format!("{}/api/event", server.base))
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+    // Through the edge: two events that waited 2 s and 4 s.
+    let now = ingest_server::now_ms();
+    let (status, _) = send_edge_batch(
+        &client,
+        &server.base,
+        "lag",
+        &[
+            edge_event("example.com", &new_id(), now - 2100, now - 2000),
+            edge_event("example.com", &new_id(), now - 4100, now - 4000),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let url = format!("{}/api/monitors", server.base);
+    let sent = ingest_server::now_ms();
+    let mut values = Value::Null;
+    for _ in 0..100 {
+        let (_, monitors) = get_json(&client, &url, &key).await;
+        let monitors = monitors.as_array().expect("list").clone();
+        // Every monitor checked after the last event was sent.
+        let checked_after = |m: &Value| {
+            m["checked_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.timestamp_millis() > sent)
+        };
+        if monitors.iter().all(checked_after) {
+            values = monitors.iter().map(|m| m["value"].clone()).collect();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Page views: 3 browser + 2 edge; visitors: A, B and the edge's; events: 2; signups: 1;
+    // /pricing: 2; bounce: B and the edge visitor (2 page views, no event) → 1 of 3;
+    // rejected: 2 bot events + 1 malformed request; edge lag p99: 4 s.
+    let lag = values[7].as_f64().expect("lag");
+    assert!((4.0..5.0).contains(&lag), "{values}");
+    assert_eq!(
+        values.as_array().expect("values")[..7],
+        [
+            json!(5.0),
+            json!(3.0),
+            json!(2.0),
+            json!(1.0),
+            json!(2.0),
+            json!(0.3333),
+            json!(3.0)
+        ],
+        "{values}"
+    );
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn metrics_count_what_was_sent_sqlite() {
+    metric_values(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn metrics_count_what_was_sent_postgres() {
+    metric_values(Kind::Postgres).await;
+}
