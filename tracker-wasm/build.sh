@@ -2,33 +2,30 @@
 # Builds the tracker's release assets into dist/tracker/ (or $TALLY_TRACKER_OUT):
 #   t.js          the loader, which instantiates the wasm itself, minified (short-cached)
 #   t-HASH.wasm   the wasm, content-hashed so that it can be cached immutably
-# Needs what scripts/setup.sh installs: the wasm32 target, wasm-bindgen-cli (the version
-# pinned in Cargo.toml) and the npm tools (wasm-opt from binaryen, esbuild). Idempotent.
+# Needs what scripts/setup.sh installs: the wasm32 target and the npm tools (wasm-opt from
+# binaryen, esbuild). No wasm-bindgen: the wasm exports one C-ABI function (src/abi.rs).
+# Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${TALLY_TRACKER_OUT:-dist/tracker}
 WORK=target/tracker-wasm
-BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' tracker-wasm/Cargo.toml)
 
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
-  echo "wasm-bindgen $BINDGEN_VERSION is needed: run scripts/setup.sh" >&2
-  exit 1
-fi
 for tool in node_modules/.bin/wasm-opt node_modules/.bin/esbuild; do
   [ -x "$tool" ] || { echo "$tool is missing: run scripts/setup.sh (npm ci)" >&2; exit 1; }
 done
 
-cargo build --quiet -p tracker-wasm --target wasm32-unknown-unknown --profile wasm
+# The wasm profile (opt-level z, LTO, panic abort, see Cargo.toml); for this crate alone,
+# opt-level s with no inlining comes out smaller still.
+cargo rustc --quiet -p tracker-wasm --lib --crate-type cdylib --target wasm32-unknown-unknown \
+  --profile wasm -- -C opt-level=s -C llvm-args=-inline-threshold=0
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-wasm-bindgen --target web --no-typescript --out-dir "$WORK/bindgen" --out-name t \
-  target/wasm32-unknown-unknown/wasm/tracker_wasm.wasm
-node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers --strip-target-features \
-  --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
-  --enable-sign-ext --enable-multivalue --enable-mutable-globals \
-  "$WORK/bindgen/t_bg.wasm" -o "$WORK/t.wasm"
+node_modules/.bin/wasm-opt -Oz --converge --zero-filled-memory \
+  --strip-debug --strip-producers --strip-target-features \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  target/wasm32-unknown-unknown/wasm/tracker_wasm.wasm -o "$WORK/t.wasm"
 
 wasm="t-$(sha256sum "$WORK/t.wasm" | cut -c1-12).wasm"
 node_modules/.bin/esbuild tracker-wasm/js/loader.js --minify --target=es2020 \

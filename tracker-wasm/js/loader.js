@@ -1,125 +1,92 @@
 // t.js: the loader of the tracker (build.sh minifies it into dist/tracker/t.js).
 //
-// It only wires the page to the wasm: the queue stub, the data-* attributes, the privacy
-// signals, history / visibility / click listeners, the flush timer and the two ways of
-// sending. Everything else is decided in Rust (src/web.rs, src/tracker.rs). It instantiates
-// the wasm-bindgen output itself: the wasm's exports take numbers and wasm-bindgen `String`s
-// (pointer + length of UTF-8 bytes allocated with __wbindgen_malloc), so the generated JS
-// bindings are not needed. It never throws into the page: the whole script and every callback
-// run inside try/catch, and any failure leaves `tally` a no-op.
+// It only does what needs the browser: it reads the data-* attributes, the page's URL and
+// the privacy signals, wires the history / visibility / click listeners and the flush timer,
+// and sends the bodies the wasm writes. Everything else is decided in Rust (src/calls.rs has
+// the protocol). The wasm has no imports and one function export, c(op, len, a, now): text
+// arguments go into the wasm's I/O buffer joined by NUL bytes (encodeInto), and request
+// bodies come back in the same buffer. URLs are passed as their parts, as the browser parsed
+// them (location, <a> elements, the URL API). It never throws into the page: the script and every
+// entry point run inside try/catch, and without WebAssembly `tally` stays the page's stub.
 (() => {
   try {
-    let w = window, d = document, n = navigator, x, timer = 0, queue, api, script;
-    let now = Date.now;
-    // One JS string as a wasm-bindgen String argument: [pointer, length].
-    let str = (s) => {
-      let b = new TextEncoder().encode(s == null ? '' : '' + s), p = x.__wbindgen_malloc(b.length, 1);
-      new Uint8Array(x.memory.buffer).set(b, p);
-      return [p, b.length];
-    };
-    let href = () => str(location.href);
-    // The body the wasm left in its memory, as a string (so that it goes out as text/plain).
-    let body = (len) => new TextDecoder().decode(new Uint8Array(x.memory.buffer, x.body(), len));
-    // Acts on what a wasm call asks for: 1 flush soon by fetch, 2 send now by sendBeacon.
-    let act = (r) => {
-      if (r & 2) {
-        for (let len; (len = x.next(1)) && n.sendBeacon(api, body(len)); ) x.sent(0);
-      }
-      if (r & 3 && !timer) timer = setTimeout(flush, 1000);
-    };
-    let run = (f) => {
-      try {
-        act(f());
-      } catch (e) {}
-    };
-    let flush = () => {
-      timer = 0;
-      run(() => {
-        let len = x.next(0);
-        if (len) {
-          let done = (status) => run(() => ((timer = setTimeout(flush, x.done(status))), 0));
-          fetch(api, { method: 'POST', body: body(len), keepalive: true }).then((r) => done(r.status), () => done(0));
-          x.sent(1);
-        }
-        return 0;
-      });
-    };
-    // tally(command, a, b)
-    let command = (c, a, b) =>
-      run(() => {
-        if (c == 'user') return x.user(!!a), 0;
-        if (c == 'pageview') return x.page(...href(), ...str((a && a.url) || ''), now());
-        if (c == 'event') {
-          for (let [k, v] of Object.entries(b || {})) {
-            let t = typeof v;
-            x.prop(...str(k), ...str(v), t == 'string' ? 0 : t == 'number' && isFinite(v) ? 1 : t == 'boolean' ? 2 : 3);
-          }
-          return x.event(...href(), ...str(a), now());
-        }
-        return 0;
-      });
-
-    script = d.currentScript || d.querySelector('script[data-site]');
-    let attr = (name) => script.getAttribute('data-' + name);
-    let site = attr('site');
-    let spa = attr('spa') != 'off';
-    queue = (w.tally && w.tally.q) || [];
-    w.tally = function () {
-      queue ? queue.push(arguments) : x && command(...arguments);
-    };
-    api = new URL(attr('api') || '/api/event', script.src).href;
-
-    let go = () =>
-      run(() => {
-        let ignored;
+    let w = window,
+      d = document,
+      n = navigator,
+      s = d.currentScript,
+      attr = (k) => s.getAttribute('data-' + k),
+      api = new URL(attr('api') || '/api/event', s.src).href,
+      x,
+      io,
+      timer,
+      body = (len) => new TextDecoder().decode(io.subarray(0, len)),
+      // Calls `op` with the strings `args()` returns and the number `a`, then acts on the
+      // answer: bit 2, send now by sendBeacon; any bit, send soon by fetch.
+      call = (op, args, a) => {
         try {
-          ignored = localStorage.tally_ignore == 'true';
+          let r = x.c(op, new TextEncoder().encodeInto(args().join('\0'), io).written, a, Date.now());
+          if (r & 2) for (let len, ok = 0; (len = x.c(7, 0, ok)) && (ok = n.sendBeacon(api, body(len))); );
+          if (r && !timer) timer = setTimeout(flush, 1e3);
         } catch (e) {}
-        let flags =
-          (n.doNotTrack == '1') | (n.globalPrivacyControl ? 2 : 0) | (n.webdriver ? 4 : 0) | (ignored ? 8 : 0) |
-          (script.hasAttribute('data-allow-local') ? 16 : 0);
-        let r = x.start(...str(site), ...str(attr('exclude')), spa, flags, ...href(), ...str(d.referrer),
-          screen.width, d.hidden, now(), Math.random());
-        if (r & 4) throw (x = 0);
-        let listen = (target, type, f) => target.addEventListener(type, (e) => run(() => f(e)), true);
-        let changed = () => x.nav(...href(), now());
-        if (spa) {
-          for (let k of ['pushState', 'replaceState']) {
-            let orig = history[k];
-            history[k] = function () {
-              let r = orig.apply(this, arguments);
-              run(changed);
-              return r;
-            };
-          }
-          listen(w, 'popstate', changed);
-          listen(w, 'hashchange', changed);
+      },
+      flush = (len) => {
+        timer = 0;
+        if ((len = x.c(8)))
+          fetch(api, { method: 'POST', body: body(len), keepalive: !0 })
+            .then((r) => r.status, () => 0)
+            .then((status) => (timer = setTimeout(flush, x.c(9, 0, status))));
+      },
+      // A URL as the wasm takes it: its parts, as the browser parsed them.
+      parts = (u) => [u.protocol, u.hostname, u.origin, u.pathname, u.search],
+      resolve = (u) => parts(new URL(u || '', location)),
+      nav = () => call(1, () => parts(location)),
+      click = (e, a) => call(3, () => [...parts((a = e.target.closest('a[href]'))), a.href]),
+      // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool.
+      tally = (c, a, b) =>
+        call(
+          c == 'event' ? 4 : c == 'pageview' ? 5 : c == 'user' ? 6 : 99,
+          () =>
+            c == 'event'
+              ? [a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[1], v])]
+              : resolve(a && a.url),
+          !!a,
+        ),
+      on = (target, type, f) => target.addEventListener(type, f, !0),
+      start = (ignored) => {
+        try {
+          ignored = localStorage.tally_ignore;
+        } catch (e) {}
+        call(
+          0,
+          () => [attr('site'), attr('exclude'), attr('spa'), ...parts(location), ...resolve(d.referrer), d.hidden,
+            [n.doNotTrack, n.globalPrivacyControl, n.webdriver, ignored], attr('allow-local') != null, Math.random()],
+          screen.width,
+        );
+        for (let k of ['pushState', 'replaceState']) {
+          let orig = history[k];
+          history[k] = function () {
+            try {
+              return orig.apply(this, arguments);
+            } finally {
+              nav();
+            }
+          };
         }
-        listen(d, 'visibilitychange', () => x.vis(d.hidden, now()));
-        listen(w, 'pagehide', () => x.vis(1, now()));
-        let clicked = (e) => {
-          let a = e.target.closest && e.target.closest('a[href]');
-          return a ? x.click(...href(), ...str(a.href), now()) : 0;
-        };
-        listen(d, 'click', clicked);
-        listen(d, 'auxclick', clicked);
-        let q = queue;
-        queue = 0;
-        for (let args of q) command(...args);
-        return r;
-      });
-
-    if (site && w.WebAssembly) {
-      let url = new URL(WASM_FILE, script.src);
-      let imports = { './t_bg.js': new Proxy({}, { get: (_, name) => () => { if (!/table/.test(name)) throw 0; } }) };
-      let ready = (r) => {
-        x = (r.instance || r).exports;
-        d.prerendering ? d.addEventListener('prerenderingchange', go, { once: true }) : go();
+        on(w, 'popstate', nav);
+        on(w, 'hashchange', nav);
+        on(d, 'visibilitychange', () => call(2, Array, d.hidden));
+        on(w, 'pagehide', () => call(2, Array, 1));
+        on(d, 'click', click);
+        on(d, 'auxclick', click);
+        for (let args of (w.tally && w.tally.q) || []) tally(...args);
+        w.tally = tally;
       };
-      let fallback = () => fetch(url).then((r) => r.arrayBuffer()).then((b) => WebAssembly.instantiate(b, imports));
-      (WebAssembly.instantiateStreaming ? WebAssembly.instantiateStreaming(fetch(url), imports).catch(fallback) : fallback())
-        .then(ready)
-        .catch(() => (queue = x = 0));
-    }
+    WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src)))
+      .then((r) => {
+        x = r.instance.exports;
+        io = new Uint8Array(x.memory.buffer, x.c(10), 65536);
+        d.prerendering ? d.addEventListener('prerenderingchange', start) : start();
+      })
+      .catch(() => {});
   } catch (e) {}
 })();

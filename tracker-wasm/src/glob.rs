@@ -1,12 +1,20 @@
 //! `data-exclude`: comma-separated path globs (`/admin/*,/preview/*`) never tracked.
-//! `*` matches any run of characters, `/` included; everything else matches itself.
+//! `*` matches any run of characters, `/` included; everything else matches itself. Spaces
+//! around the commas are allowed (paths never hold a raw space).
 
-/// Whether `path` matches one of the comma-separated `patterns`.
+/// Whether `path` matches one of the `patterns`, separated by commas or spaces.
 pub fn excluded(patterns: &[u8], path: &[u8]) -> bool {
-    patterns
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .any(|p| !p.is_empty() && matches(p, path))
+    let mut start = 0;
+    for (i, &b) in patterns.iter().chain(b",").enumerate() {
+        if b == b',' || b == b' ' {
+            let p = patterns.get(start..i).unwrap_or_default();
+            if !p.is_empty() && matches(p, path) {
+                return true;
+            }
+            start = i + 1;
+        }
+    }
+    false
 }
 
 /// Wildcard matching with backtracking to the last `*`: never recursive, no indexing that

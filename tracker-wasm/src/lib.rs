@@ -1,29 +1,29 @@
 //! The browser tracker: the wasm half of `t.js` (CONTRACT §1 and §2).
 //!
-//! `t.js` (see `js/loader.js`) is a thin loader: it replays the `window.tally` queue stub,
-//! reads the `data-*` attributes and privacy signals, wires the page's events (history, visibility, clicks,
-//! timers) and calls into this crate, which decides everything else. The logic is plain,
-//! natively tested Rust:
+//! `t.js` (see `js/loader.js`) is a thin loader: it reads the `data-*` attributes and the
+//! privacy signals, wires the page's events (history, visibility, clicks, timers), replays
+//! the `window.tally` queue stub and sends the bodies this crate writes. Everything else is
+//! decided here, in plain, natively tested Rust without an allocator:
 //!
+//! - [`calls`]: the calls `t.js` makes, decoded (one entry point, text arguments in a shared
+//!   buffer);
 //! - [`tracker`]: the state machine (which page views, events and engagement to record);
-//! - [`queue`]: batching, sizing and the retry policy of the event queue;
-//! - [`url`], [`glob`], [`props`], [`id`], [`json`]: URL cleaning, `data-exclude` globs,
+//! - [`queue`]: batching, request bodies and the retry policy;
+//! - [`url`], [`glob`], [`props`], [`id`], [`out`]: URL cleaning, `data-exclude` globs,
 //!   prop limits, ULIDs and the hand-written JSON of the wire format.
 //!
-//! `web` (wasm32 only) holds the wasm-bindgen exports around [`tracker::Tracker`]. On wasm32 the crate
-//! is `no_std` with a tiny allocator and an aborting panic handler, so that neither `std`'s
-//! panic machinery nor `core::fmt` ends up in the binary (see README.md for the size budget).
-#![cfg_attr(target_arch = "wasm32", no_std)]
+//! `abi` (wasm32 only) exports [`calls::Tally::call`] as a C-ABI function over a static
+//! state. On wasm32 the crate is `no_std` with an aborting panic handler, so that neither
+//! `std` nor `core::fmt` ends up in the binary (see README.md for the size budget).
+#![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
 
-extern crate alloc;
-
+pub mod calls;
 pub mod glob;
 pub mod id;
-pub mod json;
+pub mod input;
 pub mod props;
 pub mod queue;
 pub mod tracker;
-pub mod url;
 
-#[cfg(target_arch = "wasm32")]
-mod web;
+#[cfg(all(target_arch = "wasm32", not(test)))]
+mod abi;

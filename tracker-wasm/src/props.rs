@@ -3,9 +3,8 @@
 //! string values), so that one careless call never makes the collector refuse a batch.
 //! Lengths are in characters, as the collector counts them.
 
-use alloc::vec::Vec;
-
-use crate::json::Obj;
+use crate::input::Input;
+use crate::queue::Queue;
 
 /// At most this many props per event.
 pub const MAX_PROPS: usize = 30;
@@ -18,58 +17,69 @@ pub const MAX_NAME: usize = 120;
 
 /// The first `max` characters of UTF-8 text `s`.
 pub fn cut(s: &[u8], max: usize) -> &[u8] {
-    let end = s
-        .iter()
-        .enumerate()
-        .filter(|(_, &b)| b & 0xC0 != 0x80)
-        .nth(max)
-        .map_or(s.len(), |(i, _)| i);
-    s.get(..end).unwrap_or(s)
-}
-
-/// An event name as sent: trimmed and cut to [`MAX_NAME`]; `None` when empty.
-pub fn name(s: &[u8]) -> Option<&[u8]> {
-    let s = cut(s.trim_ascii(), MAX_NAME).trim_ascii_end();
-    (!s.is_empty()).then_some(s)
-}
-
-/// The type of a prop value, as `t.js` reports it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A string: the value is its text.
-    Str,
-    /// A finite number: the value is its JSON text.
-    Num,
-    /// A boolean: the value is `true` or `false`.
-    Bool,
-    /// Anything else (objects, arrays, null, NaN…): dropped.
-    Other,
-}
-
-/// Collects at most [`MAX_PROPS`] valid props into a JSON object.
-#[derive(Default)]
-pub struct Props {
-    obj: Obj,
-    len: usize,
-}
-
-impl Props {
-    /// Adds one prop, or drops it if it breaks a limit.
-    pub fn add(&mut self, key: &[u8], value: &[u8], kind: Kind) {
-        if self.len >= MAX_PROPS || key.is_empty() || cut(key, MAX_KEY) != key {
-            return;
+    let mut chars = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if b & 0xC0 != 0x80 {
+            if chars == max {
+                return s.get(..i).unwrap_or(s);
+            }
+            chars += 1;
         }
-        match kind {
-            Kind::Str => self.obj.str(key, cut(value, MAX_VALUE)),
-            Kind::Num | Kind::Bool => self.obj.raw(key, value),
-            Kind::Other => return,
-        };
-        self.len += 1;
     }
+    s
+}
 
-    /// The JSON object, or `None` when no prop survived.
-    pub fn finish(self) -> Option<Vec<u8>> {
-        (!self.obj.is_empty()).then(|| self.obj.finish())
+/// The length of an event name as sent: cut to [`MAX_NAME`]; 0 when blank (the collector
+/// trims it).
+pub fn name(s: &[u8]) -> usize {
+    let s = cut(s, MAX_NAME);
+    if s.iter().any(|&b| b > b' ') {
+        s.len()
+    } else {
+        0
+    }
+}
+
+/// Whether `v` is the text of a JSON boolean or of a finite number as JavaScript writes it
+/// (`String(3)`, `String(1e21)`; not `NaN` or `Infinity`).
+fn is_literal(v: &[u8]) -> bool {
+    v == b"true"
+        || v == b"false"
+        || v.last().is_some_and(u8::is_ascii_digit)
+            && v.iter()
+                .all(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+}
+
+/// Writes the props of an event as its `"props"` member, from the fields of `input` from
+/// `first` on: for each prop its key, its type (the second letter of JavaScript's `typeof`:
+/// `t` string, `u` number, `o` boolean) and its value as text. Props that break a limit are
+/// dropped; strings are cut. Nothing is written when no prop is left.
+pub fn write(q: &mut Queue, input: &Input, first: usize) {
+    let mut n = 0;
+    let mut k = first;
+    while k < input.count {
+        let (key, kind, value) = (input.f(k), input.f(k + 1), input.f(k + 2));
+        k += 3;
+        let raw = match kind {
+            b"t" => false,
+            b"u" | b"o" if is_literal(value) => true,
+            _ => continue,
+        };
+        if n == MAX_PROPS || key.is_empty() || cut(key, MAX_KEY) != key {
+            continue;
+        }
+        q.raw(if n == 0 { b",\"props\":{" } else { b"," });
+        q.str(key);
+        q.put(b':');
+        if raw {
+            q.raw(value);
+        } else {
+            q.str(cut(value, MAX_VALUE));
+        }
+        n += 1;
+    }
+    if n > 0 {
+        q.put(b'}');
     }
 }
 
@@ -77,49 +87,91 @@ impl Props {
 mod tests {
     use super::*;
 
+    fn props(fields: &[&[u8]]) -> String {
+        let text = [&[&b"name"[..]][..], fields].concat().join(&0);
+        let mut input = Box::<Input>::default();
+        input.io[..text.len()].copy_from_slice(&text);
+        input.split(text.len());
+        let mut q = Box::<Queue>::default();
+        write(&mut q, &input, 1);
+        String::from_utf8(q.written(0).to_vec()).expect("utf-8")
+    }
+
     #[test]
     fn cuts_names() {
-        assert_eq!(name(b"  Signup "), Some(&b"Signup"[..]));
-        assert_eq!(name(b"   "), None);
-        let long = "é".repeat(200);
-        let cut = name(long.as_bytes()).expect("name");
-        assert_eq!(
-            std::str::from_utf8(cut).expect("utf-8").chars().count(),
-            MAX_NAME
-        );
+        assert_eq!(name(b"  Signup "), 9);
+        assert_eq!(name(b" \t "), 0);
+        assert_eq!(name(b""), 0);
+        assert_eq!(name("é".repeat(200).as_bytes()), 2 * MAX_NAME);
     }
 
     #[test]
     fn keeps_valid_props() {
-        let mut p = Props::default();
-        p.add(b"plan", b"pro", Kind::Str);
-        p.add(b"seats", b"3", Kind::Num);
-        p.add(b"trial", b"true", Kind::Bool);
-        p.add(b"nested", b"[object Object]", Kind::Other);
+        let fields: &[&[u8]] = &[
+            b"plan",
+            b"t",
+            b"pro",
+            b"seats",
+            b"u",
+            b"3",
+            b"trial",
+            b"o",
+            b"true",
+            b"big",
+            b"u",
+            b"1e+21",
+            b"nested",
+            b"b",
+            b"[object Object]",
+            b"nan",
+            b"u",
+            b"NaN",
+            b"inf",
+            b"u",
+            b"-Infinity",
+            b"f",
+            b"u",
+            b"x=>1",
+            b"none",
+            b"n",
+            b"undefined",
+        ];
         assert_eq!(
-            p.finish().as_deref(),
-            Some(&br#"{"plan":"pro","seats":3,"trial":true}"#[..])
+            props(fields),
+            r#","props":{"plan":"pro","seats":3,"trial":true,"big":1e+21}"#
         );
-        assert_eq!(Props::default().finish(), None);
+        assert_eq!(props(&[]), "");
+        assert_eq!(props(&[b"a", b"b", b"[object Object]", b"dangling"]), "");
+        assert_eq!(props(&[b"a", b"t"]), r#","props":{"a":""}"#);
     }
 
     #[test]
     fn enforces_limits() {
-        let mut p = Props::default();
-        p.add(b"", b"true", Kind::Bool);
-        p.add("k".repeat(65).as_bytes(), b"true", Kind::Bool);
-        p.add(
-            "é".repeat(64).as_bytes(),
-            "€".repeat(300).as_bytes(),
-            Kind::Str,
-        );
+        let long_key = "k".repeat(65);
+        let (key, value) = ("é".repeat(64), "€".repeat(300));
+        let mut fields: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"o".to_vec(),
+            b"true".to_vec(),
+            long_key.clone().into_bytes(),
+            b"o".to_vec(),
+            b"true".to_vec(),
+            key.clone().into_bytes(),
+            b"t".to_vec(),
+            value.into_bytes(),
+        ];
         for i in 0..40u8 {
-            p.add(&[b'a' + i / 26, b'a' + i % 26], b"1", Kind::Num);
+            fields.extend([
+                vec![b'a' + i / 26, b'a' + i % 26],
+                b"u".to_vec(),
+                b"1".to_vec(),
+            ]);
         }
-        let json = String::from_utf8(p.finish().expect("props")).expect("utf-8");
-        assert!(!json.contains(&"k".repeat(65)));
-        assert!(json.contains(&format!("\"{}\":\"{}\"", "é".repeat(64), "€".repeat(256))));
-        assert_eq!(json.matches(':').count(), MAX_PROPS);
+        let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+        let json = props(&refs);
+        assert!(!json.contains(&long_key));
+        assert!(json.contains(&format!("\"{key}\":\"{}\"", "€".repeat(256))));
+        assert_eq!(json.matches(':').count(), MAX_PROPS + 1);
         assert!(json.contains("\"bc\":1") && !json.contains("\"bd\""));
     }
 }

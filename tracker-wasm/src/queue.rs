@@ -1,16 +1,21 @@
-//! The event queue: events wait here until a batch is sent, and come back here when sending
-//! failed. Every event carries its own id, so sending one twice never counts it twice.
+//! The event queue, and the writer events are written with.
+//!
+//! The queue is one buffer holding one request body, less its `]}`: the head
+//! (`{"site":"…","events":[`) and then up to [`MAX_EVENTS`] events joined by commas, at most
+//! [`MAX_BODY`] bytes in all. Events are written in place at its end and kept only if they
+//! fit ([`Queue::commit`]); a body is a copy of the head and of the events not yet sent.
+//! The events of the `fetch` in flight come first: a failed `fetch` leaves them where they
+//! are, first in line; a finished one removes them. Every event carries its own id, so
+//! sending one twice never counts it twice.
 //!
 //! Policy: a batch goes out [`FLUSH_MS`] after the first event was queued (by `fetch` with
-//! `keepalive`), or at once by `sendBeacon` when the page is hidden or left. A batch holds at
-//! most [`MAX_EVENTS`] events and [`MAX_BODY`] bytes. One `fetch` is in flight at a time; if
-//! it fails (network error, `429`, `5xx`) its events go back to the front of the queue and the
-//! next try waits twice as long, up to [`MAX_BACKOFF_MS`]. The queue holds at most
-//! [`MAX_QUEUED`] events; past that the oldest are dropped.
-
-use alloc::vec::Vec;
-
-use crate::json;
+//! `keepalive`), or at once by `sendBeacon` when the page is hidden or left. One `fetch` is
+//! in flight at a time; if it fails (network error, `408`, `429`, `5xx`) the next try waits
+//! twice as long, up to [`MAX_BACKOFF_MS`]. Events that do not fit in a full queue (the
+//! collector out of reach for a while) are dropped.
+//!
+//! Writing never panics: indices are clamped into the buffer (a panic site would bring
+//! `core::fmt` into the wasm), and what was written past the end is never kept.
 
 /// Delay between the first queued event and the batch that carries it.
 pub const FLUSH_MS: u32 = 1000;
@@ -20,8 +25,8 @@ pub const MAX_BACKOFF_MS: u32 = 60_000;
 pub const MAX_EVENTS: usize = 50;
 /// Bytes per request: under the collector's 64 KiB and `sendBeacon`'s 64 KiB quota.
 pub const MAX_BODY: usize = 60_000;
-/// Events kept while the collector cannot be reached.
-pub const MAX_QUEUED: usize = 200;
+/// The queue's buffer: room for a body and a too long event being written.
+pub const QUEUE_LEN: usize = 64 * 1024;
 
 /// What became of a request, from its HTTP status (`0`: no response at all).
 #[derive(Debug, PartialEq, Eq)]
@@ -35,7 +40,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn of(status: u16) -> Outcome {
+    pub fn of(status: u32) -> Outcome {
         match status {
             200..=299 => Outcome::Sent,
             0 | 408 | 429 | 500.. => Outcome::Retry,
@@ -44,192 +49,188 @@ impl Outcome {
     }
 }
 
-#[derive(Default)]
 pub struct Queue {
-    pending: Vec<Vec<u8>>,
-    in_flight: Vec<Vec<u8>>,
+    buf: [u8; QUEUE_LEN],
+    /// Bytes of the head.
+    head: usize,
+    /// Bytes of head and events.
+    len: usize,
+    events: usize,
+    /// End and events of the `fetch` in flight (`flight` is `head` when none is).
+    flight: usize,
+    flight_events: usize,
     failures: u32,
+    /// Where the next byte is written.
+    pub w: usize,
 }
 
 impl Queue {
-    /// Queues one event (a JSON object).
-    pub fn push(&mut self, event: Vec<u8>) {
-        if self.pending.len() >= MAX_QUEUED {
-            self.sent(1);
+    pub const fn new() -> Queue {
+        Queue {
+            buf: [0; QUEUE_LEN],
+            head: 0,
+            len: 0,
+            events: 0,
+            flight: 0,
+            flight_events: 0,
+            failures: 0,
+            w: 0,
         }
-        self.pending.push(event);
     }
 
-    pub fn pending(&self) -> usize {
-        self.pending.len()
+    #[inline(never)]
+    pub fn put(&mut self, b: u8) {
+        self.buf[self.w.min(QUEUE_LEN - 1)] = b;
+        self.w += 1;
     }
 
-    pub fn in_flight(&self) -> bool {
-        !self.in_flight.is_empty()
-    }
-
-    /// The body of the next batch and how many queued events it holds; the events stay queued
-    /// until [`Queue::sent`] (for `sendBeacon`) or [`Queue::start`] (for `fetch`).
-    pub fn next(&self, site: &[u8]) -> Option<(Vec<u8>, usize)> {
-        if self.pending.is_empty() {
-            return None;
+    #[inline(never)]
+    pub fn raw(&mut self, s: &[u8]) {
+        for &b in s {
+            self.put(b);
         }
-        let mut body = Vec::from(*b"{\"site\":");
-        json::push_str(&mut body, site);
-        body.extend_from_slice(b",\"events\":[");
+    }
+
+    /// `s` escaped for a JSON string, without the quotes.
+    pub fn text(&mut self, s: &[u8]) {
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                self.put(b'\\');
+            } else if b < 0x20 {
+                self.raw(b"\\u00");
+                self.put(b'0' + (b >> 4));
+                self.put(b"0123456789abcdef"[(b & 15) as usize]);
+                continue;
+            }
+            self.put(b);
+        }
+    }
+
+    /// `s` as a JSON string literal.
+    pub fn str(&mut self, s: &[u8]) {
+        self.put(b'"');
+        self.text(s);
+        self.put(b'"');
+    }
+
+    /// The decimal digits of `n`.
+    pub fn num(&mut self, n: u64) {
+        if n >= 10 {
+            self.num(n / 10);
+        }
+        self.put(b'0' + (n % 10) as u8);
+    }
+
+    /// The bytes from `from` to the write position (what fitted of them).
+    pub fn written(&self, from: usize) -> &[u8] {
+        self.buf
+            .get(from..self.w.min(QUEUE_LEN))
+            .unwrap_or_default()
+    }
+
+    /// Moves the write position past the queued events, where something can be written
+    /// that is not kept (the next [`Queue::begin`] overwrites it); returns that position.
+    pub fn scratch(&mut self) -> usize {
+        self.w = self.len + 1;
+        self.w
+    }
+
+    /// Starts the queue with the body's head, written by `f`; false if it is too long.
+    pub fn set_head(&mut self, f: impl FnOnce(&mut Queue)) -> bool {
+        self.w = 0;
+        f(self);
+        (self.head, self.len, self.flight) = (self.w, self.w, self.w);
+        self.w < 1024
+    }
+
+    /// Starts writing an event at the end of the queue.
+    pub fn begin(&mut self) {
+        self.w = self.len;
+        if self.events > 0 {
+            self.put(b',');
+        }
+    }
+
+    /// Keeps the event written since [`Queue::begin`] if it fits. Returns whether it did.
+    pub fn commit(&mut self) -> bool {
+        let kept = self.w <= MAX_BODY - 2 && self.events < MAX_EVENTS;
+        if kept {
+            self.len = self.w;
+            self.events += 1;
+        }
+        kept
+    }
+
+    /// Whether events wait that are not in a `fetch` in flight.
+    pub fn pending(&self) -> bool {
+        self.events > self.flight_events
+    }
+
+    /// Writes into `io` the head and the events from byte `from` on, as a body; returns its
+    /// length (0: no events).
+    fn body(&self, from: usize, io: &mut [u8]) -> usize {
+        let from = from + (self.buf.get(from) == Some(&b',')) as usize;
+        let parts = [
+            self.buf.get(..self.head).unwrap_or_default(),
+            self.buf.get(from..self.len).unwrap_or_default(),
+            b"]}",
+        ];
+        if parts[1].is_empty() {
+            return 0;
+        }
         let mut n = 0;
-        for event in self.pending.iter().take(MAX_EVENTS) {
-            if n > 0 && body.len() + event.len() + 3 > MAX_BODY {
-                break;
+        for &b in parts.iter().copied().flatten() {
+            if let Some(to) = io.get_mut(n) {
+                *to = b;
             }
-            if n > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(event);
             n += 1;
         }
-        body.extend_from_slice(b"]}");
-        Some((body, n))
+        n
     }
 
-    /// The first `n` queued events were handed to the browser for good (`sendBeacon`).
-    pub fn sent(&mut self, n: usize) {
-        let mut i = 0;
-        self.pending.retain(|_| {
-            i += 1;
-            i > n
-        });
+    /// The body for `sendBeacon`: the events not in flight. `accepted`: the browser took the
+    /// previous body this made, whose events are dropped first.
+    pub fn beacon(&mut self, accepted: bool, io: &mut [u8]) -> usize {
+        if accepted {
+            (self.len, self.events) = (self.flight, self.flight_events);
+        }
+        self.body(self.flight, io)
     }
 
-    /// The first `n` queued events are now in flight in a `fetch`, awaiting [`Queue::done`].
-    pub fn start(&mut self, n: usize) {
-        let mut i = 0;
-        let (first, rest) = core::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|_| {
-                i += 1;
-                i <= n
-            });
-        (self.in_flight, self.pending) = (first, rest);
+    /// The body for `fetch`, whose events are then in flight until [`Queue::done`]; 0 when
+    /// nothing waits or a `fetch` is in flight already.
+    pub fn fetch(&mut self, io: &mut [u8]) -> usize {
+        if self.flight_events > 0 {
+            return 0;
+        }
+        (self.flight, self.flight_events) = (self.len, self.events);
+        self.body(self.head, io)
     }
 
-    /// The `fetch` in flight ended with `status`. Returns when to send next, in ms (0: nothing
-    /// to send).
-    pub fn done(&mut self, status: u16) -> u32 {
+    /// The `fetch` in flight ended with `status`. Returns when to send next, in ms.
+    pub fn done(&mut self, status: u32) -> u32 {
         if Outcome::of(status) == Outcome::Retry {
             self.failures = (self.failures + 1).min(16);
-            let mut failed = core::mem::take(&mut self.in_flight);
-            failed.append(&mut self.pending);
-            failed.truncate(MAX_QUEUED);
-            self.pending = failed;
-            return (FLUSH_MS << self.failures).min(MAX_BACKOFF_MS);
-        }
-        self.in_flight.clear();
-        self.failures = 0;
-        if self.pending.is_empty() {
-            0
         } else {
-            FLUSH_MS
+            // Drop the events sent, and the comma after them.
+            let n = self.flight - self.head + (self.flight < self.len) as usize;
+            for i in self.head..self.len - n {
+                self.buf[i.min(QUEUE_LEN - 1)] = self.buf[(i + n).min(QUEUE_LEN - 1)];
+            }
+            self.len -= n;
+            self.events -= self.flight_events;
+            self.failures = 0;
         }
+        (self.flight, self.flight_events) = (self.head, 0);
+        (FLUSH_MS << self.failures).min(MAX_BACKOFF_MS)
+    }
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue::new()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(i: usize) -> Vec<u8> {
-        format!("{{\"n\":{i}}}").into_bytes()
-    }
-
-    fn next(q: &Queue) -> Option<(String, usize)> {
-        q.next(b"example.com")
-            .map(|(b, n)| (String::from_utf8(b).expect("utf-8"), n))
-    }
-
-    #[test]
-    fn classifies_statuses() {
-        assert_eq!(Outcome::of(202), Outcome::Sent);
-        for s in [0, 408, 429, 500, 503] {
-            assert_eq!(Outcome::of(s), Outcome::Retry, "{s}");
-        }
-        for s in [400, 403, 413] {
-            assert_eq!(Outcome::of(s), Outcome::Refused, "{s}");
-        }
-    }
-
-    #[test]
-    fn batches_events_into_one_body() {
-        let mut q = Queue::default();
-        assert!(next(&q).is_none());
-        q.push(ev(1));
-        q.push(ev(2));
-        let (body, n) = next(&q).expect("batch");
-        assert_eq!(body, r#"{"site":"example.com","events":[{"n":1},{"n":2}]}"#);
-        assert_eq!(n, 2);
-        q.sent(n);
-        assert_eq!(q.pending(), 0);
-    }
-
-    #[test]
-    fn caps_batches_by_count_and_size() {
-        let mut q = Queue::default();
-        for i in 0..120 {
-            q.push(ev(i));
-        }
-        let (_, n) = next(&q).expect("batch");
-        assert_eq!(n, MAX_EVENTS);
-        q.sent(n);
-        assert_eq!(q.pending(), 70);
-
-        let mut q = Queue::default();
-        let big = format!("\"{}\"", "x".repeat(25_000)).into_bytes();
-        for _ in 0..3 {
-            q.push(big.clone());
-        }
-        let (body, n) = next(&q).expect("batch");
-        assert_eq!(n, 2);
-        assert!(body.len() <= MAX_BODY);
-    }
-
-    #[test]
-    fn retries_failed_batches_first_with_backoff() {
-        let mut q = Queue::default();
-        q.push(ev(1));
-        q.push(ev(2));
-        let (_, n) = next(&q).expect("batch");
-        q.start(n);
-        assert!(q.in_flight());
-        q.push(ev(3));
-        assert_eq!(q.done(503), 2 * FLUSH_MS);
-        assert!(!q.in_flight());
-        let (body, n) = next(&q).expect("batch");
-        assert_eq!(n, 3);
-        assert!(body.contains(r#"[{"n":1},{"n":2},{"n":3}]"#));
-        q.start(n);
-        assert_eq!(q.done(0), 4 * FLUSH_MS);
-        for _ in 0..10 {
-            q.start(3);
-            assert!(q.done(0) <= MAX_BACKOFF_MS);
-        }
-        q.start(3);
-        assert_eq!(q.done(202), 0);
-        assert_eq!(q.pending(), 0);
-    }
-
-    #[test]
-    fn drops_refused_batches_and_bounds_the_queue() {
-        let mut q = Queue::default();
-        q.push(ev(1));
-        q.start(1);
-        q.push(ev(2));
-        assert_eq!(q.done(400), FLUSH_MS);
-        assert_eq!(q.pending(), 1);
-        for i in 0..(MAX_QUEUED + 10) {
-            q.push(ev(i));
-        }
-        assert_eq!(q.pending(), MAX_QUEUED);
-        let (body, _) = next(&q).expect("batch");
-        assert!(body.contains(r#"[{"n":10},"#));
-    }
-}
+mod tests;

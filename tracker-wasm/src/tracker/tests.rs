@@ -1,0 +1,337 @@
+//! The tracker driven through [`Tracker::call`] exactly as `t.js` drives it.
+
+use super::*;
+use crate::calls::*;
+
+const T0: f64 = 1_732_380_000_000.0;
+
+/// The five fields of an http(s) URL on example.com, or on `host`.
+fn url(host: &str, path: &str, search: &str) -> Vec<String> {
+    vec![
+        "https:".into(),
+        host.into(),
+        format!("https://{host}"),
+        path.into(),
+        search.into(),
+    ]
+}
+
+fn call(t: &mut Tracker, op: u32, fields: &[String], a: f64, now: f64) -> u32 {
+    let text = fields.join("\0");
+    t.input.io[..text.len()].copy_from_slice(text.as_bytes());
+    t.call(op, text.len(), a, now)
+}
+
+struct Start {
+    exclude: &'static str,
+    spa: &'static str,
+    page: Vec<String>,
+    referrer: Vec<String>,
+    hidden: bool,
+    opt_outs: &'static str,
+    allow_local: bool,
+}
+
+fn start_with(s: Start) -> (Box<Tracker>, u32) {
+    let mut t = Box::<Tracker>::default();
+    let mut f: Vec<String> = vec!["example.com".into(), s.exclude.into(), s.spa.into()];
+    f.extend(s.page);
+    f.extend(s.referrer);
+    f.extend([
+        s.hidden.to_string(),
+        s.opt_outs.into(),
+        s.allow_local.to_string(),
+        "0.123456789".into(),
+    ]);
+    let r = call(&mut t, START, &f, 1440.0, T0);
+    (t, r)
+}
+
+fn start(exclude: &'static str, spa: &'static str, page: Vec<String>) -> Box<Tracker> {
+    start_with(Start {
+        exclude,
+        spa,
+        page,
+        referrer: url("news.ycombinator.com", "/item", "?id=1"),
+        hidden: false,
+        opt_outs: "unspecified,,false,",
+        allow_local: false,
+    })
+    .0
+}
+
+/// The events queued so far (then dropped from the queue), one JSON object each.
+fn events(t: &mut Tracker) -> Vec<String> {
+    let n = t.call(BEACON_BODY, 0, 0.0, 0.0) as usize;
+    let body = String::from_utf8(t.input.io[..n].to_vec()).expect("utf-8");
+    assert_eq!(t.call(BEACON_BODY, 0, 1.0, 0.0), 0);
+    if n == 0 {
+        return Vec::new();
+    }
+    let list = body
+        .strip_prefix(r#"{"site":"example.com","events":["#)
+        .and_then(|b| b.strip_suffix("]}"))
+        .expect("a body");
+    list.split(",{\"url\"").map(str::to_string).collect()
+}
+
+#[test]
+fn records_the_page_view_with_referrer_and_screen() {
+    let page = url("example.com", "/blog/hello", "?utm_source=news&token=x");
+    let (mut t, r) = start_with(Start {
+        exclude: "",
+        spa: "",
+        page,
+        referrer: url("news.ycombinator.com", "/item", "?id=1"),
+        hidden: false,
+        opt_outs: "unspecified,,false,",
+        allow_local: false,
+    });
+    assert_eq!(r, FLUSH);
+    let ev = events(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert!(
+        ev[0].starts_with(
+            r#"{"url":"https://example.com/blog/hello?utm_source=news","id":"01JDCY9ZR0"#
+        ),
+        "{}",
+        ev[0]
+    );
+    assert!(
+        ev[0].ends_with(concat!(
+            r#""kind":"pageview","ts":1732380000000,"#,
+            r#""referrer":"https://news.ycombinator.com/item","screen":1440,"user":false}"#
+        )),
+        "{}",
+        ev[0]
+    );
+}
+
+#[test]
+fn tracks_nothing_when_opted_out_or_local() {
+    let cases = [
+        ("1,,false,", "example.com", false, false),
+        ("unspecified,true,false,", "example.com", false, false),
+        ("unspecified,,true,", "example.com", false, false),
+        ("unspecified,,false,true", "example.com", true, false),
+        ("0,,false,", "localhost", false, false),
+        ("0,,false,", "127.0.0.1", false, false),
+        ("0,,false,", "localhost", true, true),
+        ("0,,false,", "example.com", false, true),
+    ];
+    for (opt_outs, host, allow_local, tracked) in cases {
+        let (mut t, r) = start_with(Start {
+            exclude: "",
+            spa: "",
+            page: url(host, "/", ""),
+            referrer: url(host, "/", ""),
+            hidden: false,
+            opt_outs,
+            allow_local,
+        });
+        assert_eq!(t.started(), tracked, "{opt_outs} {host}");
+        assert_eq!(r, tracked as u32);
+        call(&mut t, EVENT, &["Signup".into()], 0.0, T0);
+        let ev = events(&mut t);
+        assert_eq!(ev.len(), 2 * tracked as usize);
+        if tracked {
+            assert!(!ev[0].contains("referrer"), "internal: {}", ev[0]);
+        }
+    }
+}
+
+#[test]
+fn counts_spa_navigations_once_per_url() {
+    let mut t = start("", "auto", url("example.com", "/", ""));
+    for (dt, path) in [
+        (10.0, "/"),
+        (2000.0, "/about"),
+        (2500.0, "/about"),
+        (3000.0, "/"),
+    ] {
+        call(&mut t, NAV, &url("example.com", path, ""), 0.0, T0 + dt);
+    }
+    let ev = events(&mut t);
+    let kinds: Vec<_> = ev
+        .iter()
+        .map(|e| (e.contains("pageview"), e.contains("engaged_ms")))
+        .collect();
+    let (view, engaged) = ((true, false), (false, true));
+    assert_eq!(kinds, [view, engaged, view, engaged, view]);
+    assert!(
+        ev[1].starts_with(r#":"https://example.com/","#),
+        "{}",
+        ev[1]
+    );
+    assert!(ev[1].ends_with(r#""ts":1732380002000,"engaged_ms":2000}"#));
+    assert!(ev[2].starts_with(r#":"https://example.com/about","#));
+    assert!(!ev[2].contains("referrer"));
+
+    let mut off = start("", "off", url("example.com", "/", ""));
+    call(
+        &mut off,
+        NAV,
+        &url("example.com", "/about", ""),
+        0.0,
+        T0 + 5000.0,
+    );
+    assert_eq!(events(&mut off).len(), 1);
+}
+
+#[test]
+fn skips_excluded_pages() {
+    let mut t = start(
+        "/admin/*, /preview/*",
+        "",
+        url("example.com", "/admin/users", ""),
+    );
+    assert_eq!(call(&mut t, EVENT, &["Saved".into()], 0.0, T0), 0);
+    call(&mut t, VIS, &[], 1.0, T0 + 5000.0);
+    assert!(events(&mut t).is_empty());
+    call(&mut t, VIS, &[], 0.0, T0 + 6000.0);
+    call(
+        &mut t,
+        NAV,
+        &url("example.com", "/preview/x", ""),
+        0.0,
+        T0 + 6000.0,
+    );
+    assert!(events(&mut t).is_empty());
+    call(
+        &mut t,
+        NAV,
+        &url("example.com", "/pricing", ""),
+        0.0,
+        T0 + 6000.0,
+    );
+    assert_eq!(events(&mut t).len(), 1);
+}
+
+#[test]
+fn measures_visible_time_only() {
+    let mut t = start("", "", url("example.com", "/a", ""));
+    events(&mut t);
+    assert_eq!(call(&mut t, VIS, &[], 1.0, T0 + 3000.0), BEACON);
+    call(&mut t, VIS, &[], 0.0, T0 + 60_000.0);
+    call(&mut t, VIS, &[], 1.0, T0 + 62_000.0);
+    call(&mut t, VIS, &[], 1.0, T0 + 62_500.0);
+    let ev = events(&mut t);
+    assert_eq!(ev.len(), 2);
+    assert!(ev[0].contains(r#""kind":"engagement""#));
+    assert!(ev[0].ends_with(r#""engaged_ms":3000}"#));
+    assert!(ev[1].ends_with(r#""engaged_ms":2000}"#));
+    call(&mut t, VIS, &[], 0.0, T0 + 70_000.0);
+    call(&mut t, VIS, &[], 1.0, T0 + 70_500.0);
+    assert!(events(&mut t).is_empty(), "under {MIN_ENGAGED_MS} ms");
+
+    let (mut hidden, _) = start_with(Start {
+        exclude: "",
+        spa: "",
+        page: url("example.com", "/", ""),
+        referrer: url("example.com", "/", ""),
+        hidden: true,
+        opt_outs: "",
+        allow_local: false,
+    });
+    call(&mut hidden, VIS, &[], 0.0, T0 + 10_000.0);
+    call(&mut hidden, VIS, &[], 1.0, T0 + 11_500.0);
+    let ev = events(&mut hidden);
+    assert!(ev[1].ends_with(r#""engaged_ms":1500}"#), "{ev:?}");
+}
+
+#[test]
+fn records_custom_events_and_the_user_flag() {
+    let mut t = start("", "", url("example.com", "/p", "?utm_campaign=x&q=1"));
+    call(&mut t, USER, &[], 1.0, T0);
+    let fields: Vec<String> = [
+        "Signup", "plan", "t", "pro", "n", "u", "NaN", "seats", "u", "3",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(call(&mut t, EVENT, &fields, 0.0, T0), FLUSH);
+    call(&mut t, EVENT, &["  ".into()], 0.0, T0);
+    let ev = events(&mut t);
+    assert_eq!(ev.len(), 2);
+    assert!(ev[1].starts_with(r#":"https://example.com/p?utm_campaign=x","#));
+    assert!(ev[1].ends_with(
+        r#""kind":"event","ts":1732380000000,"name":"Signup","props":{"plan":"pro","seats":3},"user":true}"#
+    ));
+}
+
+#[test]
+fn records_outbound_clicks_only() {
+    let mut t = start("", "", url("example.com", "/", ""));
+    events(&mut t);
+    let click = |t: &mut Tracker, mut link: Vec<String>, href: &str| {
+        link.push(href.into());
+        call(t, CLICK, &link, 0.0, T0)
+    };
+    assert_eq!(
+        click(
+            &mut t,
+            url("example.com", "/about", ""),
+            "https://example.com/about"
+        ),
+        0
+    );
+    let mut mailto = url("", "", "");
+    mailto[0] = "mailto:".into();
+    assert_eq!(click(&mut t, mailto, "mailto:a@example.com"), 0);
+    assert_eq!(
+        click(
+            &mut t,
+            url("other.org", "/x", "?q=1"),
+            "https://other.org/x?q=1"
+        ),
+        BEACON
+    );
+    let ev = events(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0]
+        .contains(r#""name":"Outbound Link: Click","props":{"url":"https://other.org/x?q=1"}"#));
+}
+
+#[test]
+fn records_manual_page_views() {
+    let mut t = start("", "off", url("example.com", "/app", ""));
+    call(
+        &mut t,
+        PAGEVIEW,
+        &url("example.com", "/virtual/step-2", ""),
+        0.0,
+        T0 + 1500.0,
+    );
+    call(
+        &mut t,
+        PAGEVIEW,
+        &url("evil.org", "/x", ""),
+        0.0,
+        T0 + 2000.0,
+    );
+    call(&mut t, EVENT, &["Next".into()], 0.0, T0 + 2500.0);
+    let ev = events(&mut t);
+    assert_eq!(ev.len(), 4, "{ev:?}");
+    assert!(ev[1].contains(r#""engaged_ms":1500"#));
+    assert!(ev[2].starts_with(r#":"https://example.com/virtual/step-2""#));
+    assert!(ev[3].starts_with(r#":"https://example.com/virtual/step-2""#));
+}
+
+#[test]
+fn sends_by_fetch_and_retries() {
+    let mut t = start("", "", url("example.com", "/", ""));
+    let n = t.call(FETCH_BODY, 0, 0.0, 0.0);
+    assert!(n > 0);
+    assert_eq!(t.call(FETCH_BODY, 0, 0.0, 0.0), 0, "one in flight");
+    assert_eq!(t.call(DONE, 0, 503.0, 0.0), 2000);
+    assert_eq!(t.call(FETCH_BODY, 0, 0.0, 0.0), n, "the same events again");
+    assert_eq!(t.call(DONE, 0, 202.0, 0.0), 1000);
+    assert_eq!(t.call(FETCH_BODY, 0, 0.0, 0.0), 0);
+}
+
+#[test]
+fn does_nothing_before_start() {
+    let mut t = Box::<Tracker>::default();
+    assert_eq!(call(&mut t, EVENT, &["Signup".into()], 0.0, T0), 0);
+    assert_eq!(t.call(FETCH_BODY, 0, 0.0, 0.0), 0);
+    assert!(!t.started());
+}
