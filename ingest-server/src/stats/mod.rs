@@ -175,7 +175,7 @@ pub async fn raw_totals(
     from: i64,
     to: i64,
 ) -> Result<Counts, StoreError> {
-    let data = raw::load(store, site_id, from, to).await?;
+    let data = raw::load(store, site_id, from, to, filters).await?;
     let map = raw::aggregate(&data, from, to, filters, None, &|_| Some(0));
     Ok(map.into_values().fold(Counts::default(), |mut a, c| {
         a += c;
@@ -206,7 +206,7 @@ pub async fn timeseries(store: &Store, site_id: i64, p: &Params) -> Result<Vec<P
     let counts = match rollup_source(&p.filters) {
         Some((dim, value)) => rollups::series(store, site_id, dim, value, &starts, p.to).await?,
         None => {
-            let data = raw::load(store, site_id, p.from, p.to).await?;
+            let data = raw::load(store, site_id, p.from, p.to, &p.filters).await?;
             let bucket_of = |ts: i64| starts.partition_point(|s| *s <= ts).checked_sub(1);
             let map = raw::aggregate(&data, p.from, p.to, &p.filters, None, &bucket_of);
             let mut out = vec![Counts::default(); starts.len()];
@@ -266,7 +266,7 @@ pub async fn raw_breakdown(
     p: &Params,
     dim: &Dim,
 ) -> Result<Vec<(String, Counts)>, StoreError> {
-    let data = raw::load(store, site_id, p.from, p.to).await?;
+    let data = raw::load(store, site_id, p.from, p.to, &p.filters).await?;
     let map = raw::aggregate(&data, p.from, p.to, &p.filters, Some(dim), &|_| Some(0));
     let mut rows: Vec<(String, Counts)> = map.into_iter().map(|((_, v), c)| (v, c)).collect();
     sort_rows(&mut rows);

@@ -9,9 +9,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::params::{Dim, DimKind};
-use crate::rollup::model::{floor_day, Counts, Ev, EvKind, Visit, Visitor, VISIT_GAP_MS};
+use crate::rollup::model::{
+    floor_day, user_value, Counts, Ev, EvKind, Visit, Visitor, DIRECT, VISIT_GAP_MS,
+};
 use crate::rollup::store::{ev_from_row, EV_COLUMNS};
-use crate::store::{Store, StoreError};
+use crate::store::{Dialect, Store, StoreError};
 
 /// The events of a range with the visits they belong to.
 pub struct Raw {
@@ -20,18 +22,84 @@ pub struct Raw {
     events: Vec<(Ev, usize, usize)>,
 }
 
+/// The SQL condition (with its bound values) that an event of a visit passing `filter` is
+/// sure to meet on at least one event of the same visitor: the rows are pre-filtered by
+/// visitor in SQL, and filtered exactly after sessionising. `None` where there is none cheap
+/// (props).
+fn prefilter(dim: &Dim, value: &str) -> Option<(String, Vec<String>)> {
+    let column = |c: &str| Some((format!("{c} = ?"), vec![value.to_string()]));
+    match dim.as_str() {
+        "page" | "entry_page" | "exit_page" => column("path"),
+        "event" => Some((
+            "kind = 'event' AND name = ?".into(),
+            vec![value.to_string()],
+        )),
+        "referrer" if value == DIRECT => Some(("referrer IS NULL".into(), Vec::new())),
+        c @ ("referrer" | "utm_source" | "utm_medium" | "utm_campaign" | "country" | "browser"
+        | "os" | "device") => column(c),
+        "user" => Some((
+            if value == user_value(true) {
+                "logged_in = 1".into()
+            } else {
+                "(logged_in IS NULL OR logged_in = 0)".into()
+            },
+            Vec::new(),
+        )),
+        _ => None,
+    }
+}
+
 /// Loads and sessionises the events of `[from, to)`, with a look-back to the start of the
-/// UTC day of `from` (visitor days and visits that began earlier).
-pub async fn load(store: &Store, site_id: i64, from: i64, to: i64) -> Result<Raw, StoreError> {
+/// UTC day of `from` (visitor days and visits that began earlier). With `filters`, only the
+/// events of visitors that may pass them are read.
+pub async fn load(
+    store: &Store,
+    site_id: i64,
+    from: i64,
+    to: i64,
+    filters: &[(Dim, String)],
+) -> Result<Raw, StoreError> {
     let since = floor_day(from) - VISIT_GAP_MS;
-    let sql =
-        format!("SELECT {EV_COLUMNS} FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3");
-    let rows = sqlx::query(&sql)
-        .bind(site_id)
-        .bind(since)
-        .bind(to)
-        .fetch_all(&store.pool)
-        .await?;
+    let mut sql =
+        format!("SELECT {EV_COLUMNS} FROM events WHERE site_id = ? AND ts >= ? AND ts < ?");
+    let mut values: Vec<String> = Vec::new();
+    for (dim, value) in filters {
+        if let Some((cond, v)) = prefilter(dim, value) {
+            sql.push_str(&format!(
+                " AND visitor IN (SELECT visitor FROM events WHERE site_id = ? AND ts >= ? \
+                 AND ts < ? AND {cond})"
+            ));
+            values.push(String::new());
+            values.extend(v);
+        }
+    }
+    // Number the placeholders for PostgreSQL; SQLite takes `?` as they are.
+    let sql = match store.dialect {
+        Dialect::Sqlite => sql,
+        Dialect::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 16);
+            let mut n = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                } else {
+                    out.push(ch);
+                }
+            }
+            out
+        }
+    };
+    let mut query = sqlx::query(&sql).bind(site_id).bind(since).bind(to);
+    for v in &values {
+        // An empty marker stands for the sub-query's own (site, since, to).
+        if v.is_empty() {
+            query = query.bind(site_id).bind(since).bind(to);
+        } else {
+            query = query.bind(v.as_str());
+        }
+    }
+    let rows = query.fetch_all(&store.pool).await?;
     let mut evs = Vec::with_capacity(rows.len());
     for row in &rows {
         if let Some(ev) = ev_from_row(row)? {
