@@ -64,7 +64,9 @@ export const MONITORS = [
   { name: 'traffic-spike', site: 'example.com', metric: 'pageviews', state: 'ok', value: 212, threshold: 1000,
     last_notified_at: '2026-11-20T08:15:00Z', history: [] },
   { name: 'edge-lag', site: 'example.com', metric: 'edge_lag_s', state: 'firing', value: 95, threshold: 60,
-    last_notified_at: new Date(Date.now() - 7 * 60000).toISOString(), history: [] },
+    last_notified_at: new Date(Date.now() - 7 * 60000).toISOString(), last_notified_state: 'firing',
+    history: [{ state: 'firing', value: 95, at: new Date(Date.now() - 7 * 60000).toISOString() },
+      { state: 'resolved', value: 12, at: new Date(Date.now() - 90 * 60000).toISOString() }] },
   { name: HOSTILE_IMG, site: 'shop.example.org', metric: 'event:Signup', state: 'ok', value: 0, threshold: 1,
     last_notified_at: null, history: [] },
 ];

@@ -49,7 +49,7 @@ export function createMonitors(section) {
 function monitorTable(list) {
   return h('div', { class: 'table-scroll' }, h('table', { class: 'monitors-table' },
     h('caption', { class: 'sr-only' }, 'Monitors and their state'),
-    h('thead', {}, h('tr', {}, ['Monitor', 'Site', 'Metric', 'State', 'Last value', 'Last notification']
+    h('thead', {}, h('tr', {}, ['Monitor', 'Site', 'Metric', 'State', 'Last value', 'Last notification', 'History']
       .map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, list.map((m) => {
       const state = str(pick(m, 'state')) || 'unknown';
@@ -59,6 +59,9 @@ function monitorTable(list) {
       const notified = pick(m, 'last_notified_at', 'last_notification.at', 'last_notification');
       const notifiedState = pick(m, 'last_notification.state', 'last_notified_state');
       const cell = (label, ...content) => h('td', { 'data-label': label }, h('span', { class: 'cell' }, ...content));
+      // The latest transitions, newest first (at most three shown).
+      const history = (Array.isArray(m && m.history) ? m.history : [])
+        .filter((e) => e && typeof e === 'object').slice(0, 3);
       return h('tr', {},
         h('th', { scope: 'row' }, str(pick(m, 'name')) || '—'),
         cell('Site', str(pick(m, 'site')) || '—'),
@@ -67,7 +70,11 @@ function monitorTable(list) {
         cell('State', h('span', { class: `badge state-${/^(ok|firing|resolved)$/.test(state) ? state : 'unknown'}` }, state)),
         cell('Last value', value == null ? '—' : Number.isFinite(num(value)) ? count(num(value)) : str(value)),
         cell('Last notification', h('span', { title: notified == null || typeof notified === 'object' ? null : when(str(notified)) },
-          typeof notified === 'object' ? '—' : ago(notified), notifiedState ? ` (${str(notifiedState)})` : '')));
+          typeof notified === 'object' ? '—' : ago(notified), notifiedState ? ` (${str(notifiedState)})` : '')),
+        cell('History', history.length
+          ? h('span', { class: 'history' }, history.map((e, i) => h('span', { title: when(str(pick(e, 'at'))) },
+            i > 0 ? ' · ' : '', `${str(pick(e, 'state')) || '?'} ${ago(str(pick(e, 'at')))}`)))
+          : '—'));
     }))));
 }
 
