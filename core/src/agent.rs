@@ -60,9 +60,32 @@ pub fn is_bot(ua: &str) -> bool {
     ua.is_empty() || bots().is_bot(ua)
 }
 
-/// Classifies a User-Agent, or `None` when it is a bot (see [`is_bot`]).
-/// `screen` (the page's screen width) decides the device class when the UA is vague.
-pub fn classify(ua: &str, screen: Option<u32>) -> Option<Agent> {
+/// What the User-Agent alone says: browser, OS and, when it is clear, the device class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub browser: String,
+    pub os: String,
+    /// `None` when the UA does not tell (the screen width decides then).
+    pub device: Option<Device>,
+}
+
+impl Parsed {
+    /// The agent, with `screen` (the page's screen width) deciding a vague device class.
+    pub fn with_screen(&self, screen: Option<u32>) -> Agent {
+        Agent {
+            browser: self.browser.clone(),
+            os: self.os.clone(),
+            device: self
+                .device
+                .or_else(|| screen.map(Device::from_screen))
+                .unwrap_or(Device::Desktop),
+        }
+    }
+}
+
+/// Parses a User-Agent, or `None` when it is a bot (see [`is_bot`]). The result depends on
+/// the UA alone, so callers may cache it.
+pub fn parse(ua: &str) -> Option<Parsed> {
     if is_bot(ua) {
         return None;
     }
@@ -77,19 +100,25 @@ pub fn classify(ua: &str, screen: Option<u32>) -> Option<Agent> {
         || lower.contains("tablet")
         || (lower.contains("android") && !lower.contains("mobile"));
     let device = if tablet {
-        Device::Tablet
+        Some(Device::Tablet)
     } else {
         match category {
-            "pc" => Device::Desktop,
-            "smartphone" | "mobilephone" => Device::Mobile,
-            _ => screen.map(Device::from_screen).unwrap_or(Device::Desktop),
+            "pc" => Some(Device::Desktop),
+            "smartphone" | "mobilephone" => Some(Device::Mobile),
+            _ => None,
         }
     };
-    Some(Agent {
+    Some(Parsed {
         browser: tidy(browser),
         os: tidy(os),
         device,
     })
+}
+
+/// Classifies a User-Agent, or `None` when it is a bot (see [`is_bot`]).
+/// `screen` (the page's screen width) decides the device class when the UA is vague.
+pub fn classify(ua: &str, screen: Option<u32>) -> Option<Agent> {
+    parse(ua).map(|p| p.with_screen(screen))
 }
 
 fn tidy(name: &str) -> String {
@@ -136,6 +165,21 @@ mod tests {
         ] {
             assert!(classify(ua, None).is_none(), "{ua}");
         }
+    }
+
+    #[test]
+    fn vague_agents_take_the_screen() {
+        let p = parse("SomeBrowser/1.0").expect("human");
+        assert_eq!(p.device, None);
+        assert_eq!(p.with_screen(Some(390)).device, Device::Mobile);
+        assert_eq!(p.with_screen(None).device, Device::Desktop);
+        assert_eq!(
+            parse(CHROME_WIN)
+                .expect("human")
+                .with_screen(Some(390))
+                .device,
+            Device::Desktop
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub struct App {
     pub drops: Arc<DropCounter>,
     /// The monitors in force (CONTRACT §7).
     pub monitors: Arc<Monitors>,
+    agents: Arc<AgentCache>,
 }
 
 impl App {
@@ -69,6 +70,7 @@ impl App {
             salts: Arc::new(Mutex::new(None)),
             limiter,
             geoip,
+            agents: Arc::new(AgentCache::default()),
             drops: Arc::new(DropCounter::default()),
             monitors,
         })
@@ -99,6 +101,12 @@ impl App {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+
+    /// The User-Agent parsed (`None` for a bot), from a small in-memory cache: parsing costs
+    /// tens of microseconds and most requests carry one of a few hundred UAs.
+    pub fn agent(&self, ua: &str, screen: Option<u32>) -> Option<tally_core::agent::Agent> {
+        self.agents.parse(ua).map(|p| p.with_screen(screen))
     }
 
     /// Today's salt (UTC), from memory or the database.
@@ -182,5 +190,33 @@ impl SiteCache {
                     .any(|site| tally_core::wire::host_belongs_to_site(host, site))
             })
             .unwrap_or(false)
+    }
+}
+
+/// Parsed User-Agents keyed by a keyed hash of the string (the UA itself is not kept), at
+/// most [`AgentCache::CAPACITY`] entries: when full it starts over.
+#[derive(Default)]
+struct AgentCache {
+    hasher: std::collections::hash_map::RandomState,
+    parsed: Mutex<HashMap<u64, Option<tally_core::agent::Parsed>>>,
+}
+
+impl AgentCache {
+    const CAPACITY: usize = 4096;
+
+    fn parse(&self, ua: &str) -> Option<tally_core::agent::Parsed> {
+        use std::hash::BuildHasher;
+        let key = self.hasher.hash_one(ua);
+        if let Some(hit) = self.parsed.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return hit;
+        }
+        let parsed = tally_core::agent::parse(ua);
+        if let Ok(mut map) = self.parsed.lock() {
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(key, parsed.clone());
+        }
+        parsed
     }
 }

@@ -11,7 +11,6 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use tally_core::agent;
 use tally_core::visitor::visitor_id;
 use tally_core::wire::{self, WireError};
 
@@ -125,7 +124,7 @@ pub async fn collect(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let screen = batch.events.iter().find_map(|e| e.screen);
-    let Some(agent) = agent::classify(ua, screen) else {
+    let Some(agent) = app.agent(ua, screen) else {
         app.metrics.bots.inc_by(n);
         app.record_drop(site_id, "bot", n);
         return Ok((StatusCode::ACCEPTED, Json(Outcome::default())));

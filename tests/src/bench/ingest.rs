@@ -43,7 +43,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             seconds: 10,
-            concurrency: 32,
+            concurrency: 128,
             rate: 10_000,
             postgres: true,
         }
@@ -61,7 +61,8 @@ pub fn workspace_root() -> PathBuf {
 /// Builds and returns the release `ingest-server` binary.
 pub fn release_binary() -> anyhow::Result<PathBuf> {
     let root = workspace_root();
-    let status = Command::new(env!("CARGO"))
+    // The `cargo` on PATH (rustup's proxy), so the workspace's toolchain is used for every crate.
+    let status = Command::new("cargo")
         .args(["build", "--release", "-q", "-p", "ingest-server"])
         .current_dir(&root)
         .status()
@@ -147,8 +148,13 @@ pub async fn start_ingest(
 /// Starts the no-op baseline (`bench noop-server`) as a child process.
 pub async fn start_noop() -> anyhow::Result<Server> {
     let port = free_port()?;
+    // This very binary; if it was rebuilt while running, the fresh copy at the same path.
+    let exe = std::env::current_exe()
+        .ok()
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| workspace_root().join("target/release/bench"));
     let server = Server {
-        child: Command::new(std::env::current_exe()?)
+        child: Command::new(exe)
             .args(["noop-server", "--listen", &format!("127.0.0.1:{port}")])
             .spawn()
             .context("spawning the no-op server")?,
@@ -292,6 +298,9 @@ pub async fn open_loop(base: &str, rate: u64, seconds: u64) -> (f64, f64, f64, u
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let started = Instant::now();
+    // At most this many requests in flight (and connections open); a request that has to
+    // wait for a slot still has its latency counted from its scheduled start.
+    let slots = Arc::new(tokio::sync::Semaphore::new(1024));
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         let scheduled = started + interval.mul_f64(i as f64);

@@ -16,7 +16,7 @@ struct Cli {
     #[arg(long, default_value_t = 10, global = true)]
     seconds: u64,
     /// Concurrent clients of the ingest benchmark.
-    #[arg(long, default_value_t = 32, global = true)]
+    #[arg(long, default_value_t = 128, global = true)]
     concurrency: usize,
     /// Target request rate of the latency phase.
     #[arg(long, default_value_t = 10_000, global = true)]
