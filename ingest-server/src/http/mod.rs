@@ -20,10 +20,10 @@ pub mod ops;
 pub mod stats;
 pub mod trace;
 
-use axum::http::{HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::app::App;
 
@@ -33,7 +33,7 @@ pub fn router(app: App) -> Router {
     // origin for `fetch` to read the answer. Only registered sites' origins are allowed.
     let cors = CorsLayer::new()
         .allow_methods([Method::POST])
-        .allow_headers([axum::http::header::CONTENT_TYPE])
+        .allow_headers([header::CONTENT_TYPE])
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
             origin
                 .to_str()
@@ -45,13 +45,27 @@ pub fn router(app: App) -> Router {
         .route("/api/event", post(collect::collect).layer(cors))
         .route(tally_core::edge::BATCH_PATH, post(edge::batch))
         .route("/api/edge/sites", get(edge::sites))
-        .route("/api/sites", get(ops::sites))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .merge(read_api())
+        .merge(assets::router(&app))
+        .with_state(app)
+}
+
+/// The routes that need the stats key. They answer any origin: the key travels in the
+/// `Authorization` header (never a cookie), so an admin page hosted elsewhere can read them
+/// and a page without the key cannot.
+fn read_api() -> Router<App> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET])
+        .allow_headers([header::AUTHORIZATION])
+        .expose_headers([header::CONTENT_DISPOSITION]);
+    Router::new()
+        .route("/api/sites", get(ops::sites))
         .route("/api/trace/{id}", get(trace::trace))
         .route("/api/pipeline", get(trace::pipeline))
         .route("/api/monitors", get(monitors::monitors))
         .merge(stats::routes())
-        .merge(assets::router(&app))
-        .with_state(app)
+        .layer(cors)
 }

@@ -385,3 +385,29 @@ async fn sites_need_a_key() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(value, json!([{"domain": "example.com"}]));
 }
+
+#[tokio::test]
+async fn read_api_is_readable_cross_origin_with_a_key_only() {
+    let f = fixture(&[]).await;
+    let preflight = Request::options("/api/stats/summary?site=example.com")
+        .header("origin", "https://dashboards.example.net")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .body(Body::empty())
+        .expect("request");
+    let (status, headers, _) = send(&f.router, preflight).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    let get = Request::get("/api/stats/summary?site=example.com")
+        .header("origin", "https://dashboards.example.net")
+        .body(Body::empty())
+        .expect("request");
+    let (status, headers, _) = send(&f.router, get).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["access-control-allow-origin"], "*");
+}
