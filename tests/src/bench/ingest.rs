@@ -308,9 +308,17 @@ pub async fn open_loop(base: &str, rate: u64, seconds: u64) -> (f64, f64, f64, u
         if scheduled > now {
             tokio::time::sleep(scheduled - now).await;
         }
-        let (client, url, hist, errors) =
-            (client.clone(), url.clone(), hist.clone(), errors.clone());
+        let (client, url, hist, errors, slots) = (
+            client.clone(),
+            url.clone(),
+            hist.clone(),
+            errors.clone(),
+            slots.clone(),
+        );
         tasks.push(tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
             let ok = post(&client, &url, body(1)).await.is_some();
             let micros = scheduled.elapsed().as_micros() as u64;
             if ok {
