@@ -2,7 +2,7 @@
 // proxy in front of it (the "collector" origin, to count requests), a static site on another
 // origin, and Chromium driven by playwright-core.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,9 +16,23 @@ const CHROMIUM = '/usr/bin/chromium';
 export const CHROME_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 
-/** Builds the tracker assets and the ingest server unless both are already there. */
+/** The newest modification time of the files under `dir` (recursively). */
+function newest(dir) {
+  return Math.max(
+    0,
+    ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+      e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs,
+    ),
+  );
+}
+
+/** Builds the tracker assets (again when their sources changed) and the ingest server unless
+ * they are already there. */
 export function buildOnce() {
-  if (!existsSync(path.join(TRACKER_DIR, 't.js'))) {
+  const js = path.join(TRACKER_DIR, 't.js');
+  const sources = ['src', 'js', 'build.sh', 'Cargo.toml'].map((f) => path.join(ROOT, 'tracker-wasm', f));
+  const built = existsSync(js) ? statSync(js).mtimeMs : 0;
+  if (sources.some((f) => (statSync(f).isDirectory() ? newest(f) : statSync(f).mtimeMs) > built)) {
     execFileSync(path.join(ROOT, 'tracker-wasm/build.sh'), { stdio: 'inherit' });
   }
   if (!existsSync(INGEST)) {

@@ -6,8 +6,9 @@
 // the protocol). The wasm has no imports and one function export, c(op, len, a, now): text
 // arguments go into the wasm's I/O buffer joined by NUL bytes (encodeInto), and request
 // bodies come back in the same buffer. URLs are passed as their parts, as the browser parsed
-// them (location, <a> elements, the URL API). It never throws into the page: the script and every
-// entry point run inside try/catch, and without WebAssembly `tally` stays the page's stub.
+// them (location, <a> elements, the URL API). It never throws into the page: the script and
+// every entry point run inside try/catch, and without WebAssembly `tally` stays the page's
+// stub.
 (() => {
   try {
     let w = window,
@@ -15,7 +16,7 @@
       n = navigator,
       s = d.currentScript,
       attr = (k) => s.getAttribute('data-' + k),
-      api = new URL(attr('api') || '/api/event', s.src).href,
+      api = new URL(attr('api') || '/api/event', s.src),
       x,
       io,
       timer,
@@ -41,10 +42,11 @@
       resolve = (u) => parts(new URL(u || '', location)),
       nav = () => call(1, () => parts(location)),
       click = (e, a) => call(3, () => [...parts((a = e.target.closest('a[href]'))), a.href]),
-      // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool.
+      // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool. An unknown
+      // command is op 0, which does nothing once started.
       tally = (c, a, b) =>
         call(
-          c == 'event' ? 4 : c == 'pageview' ? 5 : c == 'user' ? 6 : 99,
+          { event: 4, pageview: 5, user: 6 }[c] | 0,
           () =>
             c == 'event'
               ? [a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[1], v])]
@@ -81,12 +83,10 @@
         for (let args of (w.tally && w.tally.q) || []) tally(...args);
         w.tally = tally;
       };
-    WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src)))
-      .then((r) => {
-        x = r.instance.exports;
-        io = new Uint8Array(x.memory.buffer, x.c(10), 65536);
-        d.prerendering ? d.addEventListener('prerenderingchange', start) : start();
-      })
-      .catch(() => {});
+    WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src))).then((r) => {
+      x = r.instance.exports;
+      io = new Uint8Array(x.memory.buffer, x.c(10), 65536);
+      d.prerendering ? d.addEventListener('prerenderingchange', start) : start();
+    }, () => {});
   } catch (e) {}
 })();

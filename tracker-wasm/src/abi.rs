@@ -1,7 +1,7 @@
 //! The wasm's whole interface (wasm32 only): the memory, and one C-ABI function `c` that
 //! forwards to [`Tracker::call`]. No imports, no wasm-bindgen: `t.js` instantiates the module
 //! with `WebAssembly.instantiateStreaming(fetch(url))` and talks to it through the I/O
-//! buffer (see `src/calls.rs`). That is what keeps t.js + wasm within the size budget
+//! buffer (see `src/calls.rs`). wasm-bindgen's glue alone would be over the size budget
 //! (README.md, "Size").
 //!
 //! The state is one zero-initialised static (no allocator), so it takes no bytes in the

@@ -32,18 +32,16 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    /// Writes a ULID for an event made at `ts` (ms since 1970).
+    /// Writes a ULID for an event made at `ts` (ms since 1970): 10 characters of time, then
+    /// 16 random ones.
     pub fn ulid(&mut self, ts: u64, out: &mut Queue) {
-        let (a, b) = (self.next_u64(), self.next_u64());
-        ulid(ts, a, b, out);
-    }
-}
-
-/// Writes the ULID of time `ts` with the low 40 bits of `r1` and `r2` as its 80 random bits.
-pub fn ulid(ts: u64, r1: u64, r2: u64, out: &mut Queue) {
-    for (value, chars) in [(ts, 10), (r1, 8), (r2, 8)] {
-        for i in (0..chars).rev() {
-            out.put(CROCKFORD[((value >> (i * 5)) & 31) as usize]);
+        for i in 0..26 {
+            let c = if i < 10 {
+                ts >> (45 - 5 * i)
+            } else {
+                self.next_u64() >> 59
+            };
+            out.put(CROCKFORD[(c & 31) as usize]);
         }
     }
 }
@@ -56,16 +54,16 @@ mod tests {
         let mut q = Box::<Queue>::default();
         f(&mut q);
         assert_eq!(q.w, 26);
-        q.written(0).to_vec()
+        q.written(0, q.w).to_vec()
     }
 
     #[test]
-    fn encodes_time_and_randomness() {
-        assert_eq!(id(|o| ulid(0, 0, 0, o)), b"00000000000000000000000000");
-        assert_eq!(id(|o| ulid(1, 0, 31, o)), b"0000000001000000000000000Z");
-        let id = id(|o| ulid(1_732_380_000_000, u64::MAX, 0, o));
-        assert_eq!(&id[..10], b"01JDCY9ZR0");
-        assert_eq!(&id[10..], b"ZZZZZZZZ00000000");
+    fn encodes_time_first() {
+        let a = id(|o| Rng::new(1).ulid(1_732_380_000_000, o));
+        assert_eq!(&a[..10], b"01JDCY9ZR0");
+        let b = id(|o| Rng::new(1).ulid(0, o));
+        assert_eq!(&b[..10], b"0000000000");
+        assert_ne!(&b[10..], b"0000000000000000");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! (`{"site":"…","events":[`) and then up to [`MAX_EVENTS`] events joined by commas, at most
 //! [`MAX_BODY`] bytes in all. Events are written in place at its end and kept only if they
 //! fit ([`Queue::commit`]); a body is a copy of the head and of the events not yet sent.
-//! The events of the `fetch` in flight come first: a failed `fetch` leaves them where they
-//! are, first in line; a finished one removes them. Every event carries its own id, so
-//! sending one twice never counts it twice.
+//! Events are never moved: the queue keeps where the unsent ones start and where those of
+//! the `fetch` in flight end, and starts over empty once everything is sent. A failed `fetch`
+//! leaves its events first in line. Every event carries its own id, so sending one twice
+//! never counts it twice.
 //!
 //! Policy: a batch goes out [`FLUSH_MS`] after the first event was queued (by `fetch` with
 //! `keepalive`), or at once by `sendBeacon` when the page is hidden or left. One `fetch` is
@@ -25,8 +26,8 @@ pub const MAX_BACKOFF_MS: u32 = 60_000;
 pub const MAX_EVENTS: usize = 50;
 /// Bytes per request: under the collector's 64 KiB and `sendBeacon`'s 64 KiB quota.
 pub const MAX_BODY: usize = 60_000;
-/// The queue's buffer: room for a body and a too long event being written.
-pub const QUEUE_LEN: usize = 64 * 1024;
+/// The queue's buffer: room for a body, and past it for scratch (see [`Queue::scratch`]).
+pub const QUEUE_LEN: usize = 80 * 1024;
 
 /// What became of a request, from its HTTP status (`0`: no response at all).
 #[derive(Debug, PartialEq, Eq)]
@@ -53,15 +54,27 @@ pub struct Queue {
     buf: [u8; QUEUE_LEN],
     /// Bytes of the head.
     head: usize,
-    /// Bytes of head and events.
-    len: usize,
-    events: usize,
-    /// End and events of the `fetch` in flight (`flight` is `head` when none is).
+    /// Where the unsent events start (after a comma unless it is `head`).
+    sent: usize,
+    /// Where the events of the `fetch` in flight end (`sent` when none is).
     flight: usize,
-    flight_events: usize,
+    /// Where the events end.
+    len: usize,
+    /// Events since the queue was last empty.
+    events: usize,
     failures: u32,
     /// Where the next byte is written.
     pub w: usize,
+}
+
+/// Copies `s` into `buf`; returns the length copied.
+pub fn copy(buf: &mut [u8], s: &[u8]) -> usize {
+    let mut n = 0;
+    for (to, &b) in buf.iter_mut().zip(s) {
+        *to = b;
+        n += 1;
+    }
+    n
 }
 
 impl Queue {
@@ -69,10 +82,10 @@ impl Queue {
         Queue {
             buf: [0; QUEUE_LEN],
             head: 0,
+            sent: 0,
+            flight: 0,
             len: 0,
             events: 0,
-            flight: 0,
-            flight_events: 0,
             failures: 0,
             w: 0,
         }
@@ -121,17 +134,16 @@ impl Queue {
         self.put(b'0' + (n % 10) as u8);
     }
 
-    /// The bytes from `from` to the write position (what fitted of them).
-    pub fn written(&self, from: usize) -> &[u8] {
-        self.buf
-            .get(from..self.w.min(QUEUE_LEN))
-            .unwrap_or_default()
+    /// The bytes written from `from` to `to` (what fitted of them).
+    pub fn written(&self, from: usize, to: usize) -> &[u8] {
+        self.buf.get(from..to.min(QUEUE_LEN)).unwrap_or_default()
     }
 
-    /// Moves the write position past the queued events, where something can be written
-    /// that is not kept (the next [`Queue::begin`] overwrites it); returns that position.
+    /// Moves the write position well past the queued events, to where something can be
+    /// written that is not kept and that the next event written (even the longest engagement
+    /// event) leaves alone; returns that position.
     pub fn scratch(&mut self) -> usize {
-        self.w = self.len + 1;
+        self.w = self.len + 8192;
         self.w
     }
 
@@ -139,14 +151,19 @@ impl Queue {
     pub fn set_head(&mut self, f: impl FnOnce(&mut Queue)) -> bool {
         self.w = 0;
         f(self);
-        (self.head, self.len, self.flight) = (self.w, self.w, self.w);
+        self.head = self.w;
+        self.clear();
         self.w < 1024
+    }
+
+    fn clear(&mut self) {
+        (self.sent, self.flight, self.len, self.events) = (self.head, self.head, self.head, 0);
     }
 
     /// Starts writing an event at the end of the queue.
     pub fn begin(&mut self) {
         self.w = self.len;
-        if self.events > 0 {
+        if self.len > self.sent {
             self.put(b',');
         }
     }
@@ -163,36 +180,32 @@ impl Queue {
 
     /// Whether events wait that are not in a `fetch` in flight.
     pub fn pending(&self) -> bool {
-        self.events > self.flight_events
+        self.len > self.flight
     }
 
     /// Writes into `io` the head and the events from byte `from` on, as a body; returns its
     /// length (0: no events).
     fn body(&self, from: usize, io: &mut [u8]) -> usize {
-        let from = from + (self.buf.get(from) == Some(&b',')) as usize;
-        let parts = [
-            self.buf.get(..self.head).unwrap_or_default(),
-            self.buf.get(from..self.len).unwrap_or_default(),
-            b"]}",
-        ];
-        if parts[1].is_empty() {
+        if from >= self.len {
             return 0;
         }
-        let mut n = 0;
-        for &b in parts.iter().copied().flatten() {
-            if let Some(to) = io.get_mut(n) {
-                *to = b;
-            }
-            n += 1;
-        }
-        n
+        let from = from + (from > self.head) as usize;
+        let mut n = copy(io, self.buf.get(..self.head).unwrap_or_default());
+        n += copy(
+            io.get_mut(n..).unwrap_or_default(),
+            self.buf.get(from..self.len).unwrap_or_default(),
+        );
+        n + copy(io.get_mut(n..).unwrap_or_default(), b"]}")
     }
 
     /// The body for `sendBeacon`: the events not in flight. `accepted`: the browser took the
     /// previous body this made, whose events are dropped first.
     pub fn beacon(&mut self, accepted: bool, io: &mut [u8]) -> usize {
         if accepted {
-            (self.len, self.events) = (self.flight, self.flight_events);
+            self.len = self.flight;
+            if self.len == self.sent {
+                self.clear();
+            }
         }
         self.body(self.flight, io)
     }
@@ -200,28 +213,25 @@ impl Queue {
     /// The body for `fetch`, whose events are then in flight until [`Queue::done`]; 0 when
     /// nothing waits or a `fetch` is in flight already.
     pub fn fetch(&mut self, io: &mut [u8]) -> usize {
-        if self.flight_events > 0 {
+        if self.flight > self.sent {
             return 0;
         }
-        (self.flight, self.flight_events) = (self.len, self.events);
-        self.body(self.head, io)
+        self.flight = self.len;
+        self.body(self.sent, io)
     }
 
     /// The `fetch` in flight ended with `status`. Returns when to send next, in ms.
     pub fn done(&mut self, status: u32) -> u32 {
         if Outcome::of(status) == Outcome::Retry {
             self.failures = (self.failures + 1).min(16);
+            self.flight = self.sent;
         } else {
-            // Drop the events sent, and the comma after them.
-            let n = self.flight - self.head + (self.flight < self.len) as usize;
-            for i in self.head..self.len - n {
-                self.buf[i.min(QUEUE_LEN - 1)] = self.buf[(i + n).min(QUEUE_LEN - 1)];
-            }
-            self.len -= n;
-            self.events -= self.flight_events;
+            self.sent = self.flight;
             self.failures = 0;
+            if self.sent == self.len {
+                self.clear();
+            }
         }
-        (self.flight, self.flight_events) = (self.head, 0);
         (FLUSH_MS << self.failures).min(MAX_BACKOFF_MS)
     }
 }

@@ -11,7 +11,7 @@ use crate::glob;
 use crate::id::Rng;
 use crate::input::Input;
 use crate::props;
-use crate::queue::Queue;
+use crate::queue::{copy, Queue};
 
 /// Visible time shorter than this is not worth an engagement event.
 pub const MIN_ENGAGED_MS: u64 = 1000;
@@ -39,16 +39,6 @@ pub enum How {
     Load,
     Navigation,
     Manual,
-}
-
-/// Copies `s` into `buf`; returns the length copied.
-fn copy(buf: &mut [u8], s: &[u8]) -> usize {
-    let mut n = 0;
-    for (to, &b) in buf.iter_mut().zip(s) {
-        *to = b;
-        n += 1;
-    }
-    n
 }
 
 /// The first `n` bytes of `buf` (all of it if shorter).
@@ -125,9 +115,10 @@ impl Tracker {
         self.started
     }
 
+    /// Whether `url` is http(s): its protocol is `http:` or `https:`.
     fn is_http(&self, url: usize) -> bool {
         let p = self.input.f(url + PROTOCOL);
-        p == b"https:" || p == b"http:"
+        p.starts_with(b"http") && p.len() <= 6
     }
 
     /// Whether `url` is on the page's host.
@@ -135,19 +126,19 @@ impl Tracker {
         self.input.f(url + HOSTNAME) == prefix(&self.host, self.host_len)
     }
 
+    // `<[u8]>::contains` brings a word-at-a-time `memchr` into the wasm; a plain loop is smaller.
+    #[allow(clippy::manual_contains)]
     /// Starts tracking the page at `now`, `screen` pixels wide, with its page view, unless
     /// the visit is not to be tracked at all (CONTRACT §1). The input holds the [`start`]
     /// fields.
     pub fn start(&mut self, screen: u64, now: u64) {
         use start::*;
         let i = &self.input;
+        // Local: `file:` (no host), `localhost` and other names without a dot, `[::1]`,
+        // `*.localhost`, `127.*`.
         let h = i.f(URL + HOSTNAME);
-        let local = h.is_empty()
-            || h == b"localhost"
-            || h.ends_with(b".localhost")
-            || h.starts_with(b"127.")
-            || h == b"[::1]"
-            || h == b"0.0.0.0";
+        let local =
+            !h.iter().any(|&b| b == b'.') || h.ends_with(b".localhost") || h.starts_with(b"127.");
         let site = i.f(SITE);
         if self.started
             || site.is_empty()
@@ -214,27 +205,30 @@ impl Tracker {
         if tracked {
             q.raw(i.f(url + ORIGIN));
             q.raw(i.f(url + PATHNAME));
-            let mut sep = b'?';
-            for param in i.f(url + SEARCH).split(|&b| b == b'&' || b == b'?') {
-                if param.starts_with(b"utm_") {
-                    q.put(sep);
-                    q.raw(param);
-                    sep = b'&';
+            let (search, mut sep, mut keep) = (i.f(url + SEARCH), b'?', false);
+            for (k, &b) in search.iter().enumerate() {
+                if b == b'?' || b == b'&' {
+                    keep = search.get(k + 1..).unwrap_or_default().starts_with(b"utm_");
+                    if keep {
+                        q.put(sep);
+                        sep = b'&';
+                    }
+                } else if keep {
+                    q.put(b);
                 }
             }
+            q.w = q.w.min(start + MAX_URL);
         }
-        let mut page = [0; MAX_URL];
-        let n = copy(&mut page, q.written(start));
-        if how == How::Navigation
-            && (!self.spa || prefix(&page, n) == prefix(&self.page, self.page_len))
-        {
+        let end = q.w;
+        let same = q.written(start, end) == prefix(&self.page, self.page_len);
+        if how == How::Navigation && (!self.spa || same) {
             return;
         }
         if how != How::Load {
             self.leave(now);
         }
-        (self.page, self.page_len) = (page, n);
-        if n == 0 {
+        self.page_len = copy(&mut self.page, self.queue.written(start, end));
+        if self.page_len == 0 {
             return;
         }
         let r = start::REFERRER;

@@ -35,7 +35,7 @@ fn writes_json() {
     q.num(0);
     q.num(1732380000000);
     q.num(u64::MAX);
-    let s = String::from_utf8(q.written(start).to_vec()).expect("utf-8");
+    let s = String::from_utf8(q.written(start, q.w).to_vec()).expect("utf-8");
     assert_eq!(
         s,
         format!(r#""a\"b\\c\u000a\u0001\u001fé€"01732380000000{}"#, u64::MAX)
