@@ -11,6 +11,11 @@
 //! `rollup_lock` (taking the write lock); on PostgreSQL it takes
 //! `pg_try_advisory_xact_lock` and skips the round when another server holds it.
 //!
+//! Limits: an event that arrives more than a day after its visitor's earlier events (the
+//! edge retries for longer) starts a new visit; events of one visitor are applied in arrival
+//! order, so one that arrives late but belongs before the visit's start joins that visit
+//! without moving its start.
+//!
 //! - [`model`]: events → visits → contributions (pure).
 //! - [`store`]: the reads and writes of one round.
 

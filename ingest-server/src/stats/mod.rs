@@ -11,6 +11,13 @@
 //! once per value in the hour it first appears); range edges inside a UTC day (a `tz` other
 //! than UTC, or RFC 3339 bounds) use hourly rollups, so visitors there are a close
 //! approximation. Bounds are rounded down to the hour.
+//!
+//! What reads what (`cargo run --release -p tally-tests --bin bench -- stats` measures it):
+//! a summary reads ≤ 5 rollup rows; a timeseries ≤ 8,760 (12 months of hours in a zone other
+//! than UTC); a breakdown every (bucket, value) row of its dimension in the range — for pages
+//! on a busy site that is the part that grows (tens of thousands of rows over 30 days or 12
+//! months). Filtered queries other than the rollup shortcut read the raw events of the
+//! visitors that may match, so their cost grows with the traffic in the range.
 
 pub mod params;
 pub mod range;

@@ -177,6 +177,7 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
     let t = Instant::now();
     let stored = load(&store, site.id, events, now).await?;
     let secs = t.elapsed().as_secs_f64();
+    eprintln!("  inserted in {secs:.0} s");
     rows.push(Row::new(
         format!("stats {db}: insert {stored} events (365 days)"),
         format!("{secs:.0} s ({:.0} events/s)", stored as f64 / secs),
@@ -185,6 +186,7 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
     let t = Instant::now();
     let rolled = ingest_server::rollup::roll_up_all(&store, 20_000).await?;
     let secs = t.elapsed().as_secs_f64();
+    eprintln!("  rolled up in {secs:.0} s");
     rows.push(Row::new(
         format!("stats {db}: rollup of {rolled} events"),
         format!("{secs:.0} s ({:.0} events/s)", rolled as f64 / secs),
@@ -222,6 +224,7 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
             } else {
                 format!("stats {db}: {name} {range} p50 / p95")
             };
+            eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
             rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
         }
     }
@@ -242,14 +245,10 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
         for range in ["7d", "30d"] {
             let p = params("bench.example", range, extra, now)?;
             let (p50, p95) = measure(&store, site.id, q, &p, now, RAW_REPS).await?;
-            rows.push(Row::new(
-                format!("stats {db}: {name} {range} p50 / p95"),
-                format!("{p50:.0} / {p95:.0} ms"),
-            ));
+            let label = format!("stats {db}: {name} {range} p50 / p95");
+            eprintln!("  {label:<70} {p50:.0} / {p95:.0} ms");
+            rows.push(Row::new(label, format!("{p50:.0} / {p95:.0} ms")));
         }
-    }
-    for r in &rows {
-        eprintln!("  {:<70} {}", r.what, r.figure);
     }
     store.close().await;
     Ok(rows)
