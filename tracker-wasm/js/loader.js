@@ -2,7 +2,7 @@
 //
 // It only does what needs the browser: it reads the data-* attributes, the page's URL and
 // the privacy signals, wires the history / visibility / click listeners and the flush timer,
-// and sends the bodies the wasm writes. Everything else is decided in Rust (src/calls.rs has
+// and sends the bodies the wasm writes. Everything else is decided in Rust (src/lib.rs has
 // the protocol). The wasm has no imports and one function export, c(op, len, a, now): text
 // arguments go into the wasm's I/O buffer joined by NUL bytes (encodeInto), and request
 // bodies come back in the same buffer. URLs are passed as their parts, as the browser parsed
@@ -38,7 +38,7 @@
             .then((status) => (timer = setTimeout(flush, x.c(9, 0, status))));
       },
       // A URL as the wasm takes it: its parts, as the browser parsed them.
-      parts = (u) => [u.protocol, u.hostname, u.origin, u.pathname, u.search],
+      parts = (u) => [u.hostname, u.origin, u.pathname, u.search],
       resolve = (u) => parts(new URL(u || '', location)),
       nav = () => call(1, () => parts(location)),
       click = (e, a) => call(3, () => [...parts((a = e.target.closest('a[href]'))), a.href]),

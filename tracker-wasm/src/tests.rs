@@ -1,14 +1,12 @@
 //! The tracker driven through [`Tracker::call`] exactly as `t.js` drives it.
 
 use super::*;
-use crate::calls::*;
 
 const T0: f64 = 1_732_380_000_000.0;
 
-/// The five fields of an http(s) URL on example.com, or on `host`.
+/// The four fields of an http(s) URL on `host`.
 fn url(host: &str, path: &str, search: &str) -> Vec<String> {
     vec![
-        "https:".into(),
         host.into(),
         format!("https://{host}"),
         path.into(),
@@ -18,7 +16,7 @@ fn url(host: &str, path: &str, search: &str) -> Vec<String> {
 
 fn call(t: &mut Tracker, op: u32, fields: &[String], a: f64, now: f64) -> u32 {
     let text = fields.join("\0");
-    t.input.io[..text.len()].copy_from_slice(text.as_bytes());
+    t.m[IO..IO + text.len()].copy_from_slice(text.as_bytes());
     t.call(op, text.len(), a, now)
 }
 
@@ -63,7 +61,7 @@ fn start(exclude: &'static str, spa: &'static str, page: Vec<String>) -> Box<Tra
 /// The events queued so far (then dropped from the queue), one JSON object each.
 fn events(t: &mut Tracker) -> Vec<String> {
     let n = t.call(BEACON_BODY, 0, 0.0, 0.0) as usize;
-    let body = String::from_utf8(t.input.io[..n].to_vec()).expect("utf-8");
+    let body = String::from_utf8(t.m[IO..IO + n].to_vec()).expect("utf-8");
     assert_eq!(t.call(BEACON_BODY, 0, 1.0, 0.0), 0);
     if n == 0 {
         return Vec::new();
@@ -71,8 +69,17 @@ fn events(t: &mut Tracker) -> Vec<String> {
     let list = body
         .strip_prefix(r#"{"site":"example.com","events":["#)
         .and_then(|b| b.strip_suffix("]}"))
-        .expect("a body");
-    list.split(",{\"url\"").map(str::to_string).collect()
+        .unwrap_or_else(|| panic!("a body: {body}"));
+    list.split(",{\"kind\"")
+        .enumerate()
+        .map(|(i, e)| {
+            if i == 0 {
+                e.into()
+            } else {
+                format!("{{\"kind\"{e}")
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -91,15 +98,16 @@ fn records_the_page_view_with_referrer_and_screen() {
     let ev = events(&mut t);
     assert_eq!(ev.len(), 1);
     assert!(
-        ev[0].starts_with(
-            r#"{"url":"https://example.com/blog/hello?utm_source=news","id":"01JDCY9ZR0"#
-        ),
+        ev[0].starts_with(concat!(
+            r#"{"kind":"pageview","url":"https://example.com/blog/hello?utm_source=news","#,
+            r#""id":"01JDCY9ZR0"#
+        )),
         "{}",
         ev[0]
     );
     assert!(
         ev[0].ends_with(concat!(
-            r#""kind":"pageview","ts":1732380000000,"#,
+            r#""ts":1732380000000,"#,
             r#""referrer":"https://news.ycombinator.com/item","screen":1440,"user":false}"#
         )),
         "{}",
@@ -159,12 +167,12 @@ fn counts_spa_navigations_once_per_url() {
     let (view, engaged) = ((true, false), (false, true));
     assert_eq!(kinds, [view, engaged, view, engaged, view]);
     assert!(
-        ev[1].starts_with(r#":"https://example.com/","#),
+        ev[1].starts_with(r#"{"kind":"engagement","url":"https://example.com/","#),
         "{}",
         ev[1]
     );
-    assert!(ev[1].ends_with(r#""ts":1732380002000,"engaged_ms":2000}"#));
-    assert!(ev[2].starts_with(r#":"https://example.com/about","#));
+    assert!(ev[1].ends_with(r#""ts":1732380002000,"engaged_ms":2000,"user":false}"#));
+    assert!(ev[2].contains(r#""url":"https://example.com/about","#));
     assert!(!ev[2].contains("referrer"));
 
     let mut off = start("", "off", url("example.com", "/", ""));
@@ -218,8 +226,8 @@ fn measures_visible_time_only() {
     let ev = events(&mut t);
     assert_eq!(ev.len(), 2);
     assert!(ev[0].contains(r#""kind":"engagement""#));
-    assert!(ev[0].ends_with(r#""engaged_ms":3000}"#));
-    assert!(ev[1].ends_with(r#""engaged_ms":2000}"#));
+    assert!(ev[0].ends_with(r#""engaged_ms":3000,"user":false}"#));
+    assert!(ev[1].ends_with(r#""engaged_ms":2000,"user":false}"#));
     call(&mut t, VIS, &[], 0.0, T0 + 70_000.0);
     call(&mut t, VIS, &[], 1.0, T0 + 70_500.0);
     assert!(events(&mut t).is_empty(), "under {MIN_ENGAGED_MS} ms");
@@ -236,7 +244,10 @@ fn measures_visible_time_only() {
     call(&mut hidden, VIS, &[], 0.0, T0 + 10_000.0);
     call(&mut hidden, VIS, &[], 1.0, T0 + 11_500.0);
     let ev = events(&mut hidden);
-    assert!(ev[1].ends_with(r#""engaged_ms":1500}"#), "{ev:?}");
+    assert!(
+        ev[1].ends_with(r#""engaged_ms":1500,"user":false}"#),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -252,9 +263,9 @@ fn records_custom_events_and_the_user_flag() {
     call(&mut t, EVENT, &["  ".into()], 0.0, T0);
     let ev = events(&mut t);
     assert_eq!(ev.len(), 2);
-    assert!(ev[1].starts_with(r#":"https://example.com/p?utm_campaign=x","#));
+    assert!(ev[1].contains(r#""url":"https://example.com/p?utm_campaign=x","#));
     assert!(ev[1].ends_with(
-        r#""kind":"event","ts":1732380000000,"name":"Signup","props":{"plan":"pro","seats":3},"user":true}"#
+        r#""ts":1732380000000,"name":"Signup","props":{"plan":"pro","seats":3},"user":true}"#
     ));
 }
 
@@ -275,7 +286,7 @@ fn records_outbound_clicks_only() {
         0
     );
     let mut mailto = url("", "", "");
-    mailto[0] = "mailto:".into();
+    mailto[1] = "null".into();
     assert_eq!(click(&mut t, mailto, "mailto:a@example.com"), 0);
     assert_eq!(
         click(
@@ -312,8 +323,8 @@ fn records_manual_page_views() {
     let ev = events(&mut t);
     assert_eq!(ev.len(), 4, "{ev:?}");
     assert!(ev[1].contains(r#""engaged_ms":1500"#));
-    assert!(ev[2].starts_with(r#":"https://example.com/virtual/step-2""#));
-    assert!(ev[3].starts_with(r#":"https://example.com/virtual/step-2""#));
+    assert!(ev[2].contains(r#""url":"https://example.com/virtual/step-2""#));
+    assert!(ev[3].contains(r#""url":"https://example.com/virtual/step-2""#));
 }
 
 #[test]
@@ -334,4 +345,115 @@ fn does_nothing_before_start() {
     assert_eq!(call(&mut t, EVENT, &["Signup".into()], 0.0, T0), 0);
     assert_eq!(t.call(FETCH_BODY, 0, 0.0, 0.0), 0);
     assert!(!t.started());
+}
+
+#[test]
+fn matches_exclude_globs() {
+    for (path, excluded) in [
+        ("/blog/2024/draft", true),
+        ("/axxbyyc", true),
+        ("/axxbyy", false),
+        ("/exact", true),
+        ("/exact/", false),
+        ("/admin", false),
+        ("/admin/", true),
+        ("/admin/users/5", true),
+        ("/blog/admin/x", false),
+    ] {
+        let t = start(
+            "*/draft, /a*b*c,,/exact /admin/*",
+            "",
+            url("example.com", path, ""),
+        );
+        assert_eq!(t.page_len == 0, excluded, "{path}");
+    }
+}
+
+#[test]
+fn enforces_prop_limits() {
+    let mut t = start("", "", url("example.com", "/", ""));
+    events(&mut t);
+    let (key, value) = ("é".repeat(64), "€".repeat(300));
+    let mut fields: Vec<String> = vec!["n".repeat(130)];
+    for (k, kind, v) in [
+        ("", "o", "true"),
+        (&*"k".repeat(65), "o", "true"),
+        ("big", "u", "1e+21"),
+        ("neg", "u", "-0.5"),
+        ("nested", "b", "[object Object]"),
+        ("nan", "u", "NaN"),
+        ("inf", "u", "-Infinity"),
+        ("f", "u", "x=>1"),
+        ("none", "n", "undefined"),
+        ("q", "t", "a\"b\\c\n"),
+        (&key, "t", &value),
+    ] {
+        fields.extend([k.to_string(), kind.to_string(), v.to_string()]);
+    }
+    for i in 0..40u8 {
+        let k = String::from_utf8(vec![b'a' + i / 26, b'a' + i % 26]).expect("ascii");
+        fields.extend([k, "u".into(), "1".into()]);
+    }
+    call(&mut t, EVENT, &fields, 0.0, T0);
+    let ev = events(&mut t);
+    let e = &ev[0];
+    assert!(
+        e.contains(&format!("\"name\":\"{}\"", "n".repeat(MAX_NAME))),
+        "{e}"
+    );
+    assert!(e.contains(r#""props":{"big":1e+21,"neg":-0.5,"q":"a\"b\\c\u000a","#));
+    assert!(e.contains(&format!("\"{key}\":\"{}\"", "€".repeat(MAX_VALUE))));
+    assert!(!e.contains(&"k".repeat(65)) && !e.contains("nan") && !e.contains("nested"));
+    assert!(
+        e.contains("\"az\":1") && !e.contains("\"ba\""),
+        "30 props at most"
+    );
+}
+
+#[test]
+fn holds_one_request_at_most() {
+    let mut t = start("", "", url("example.com", "/", ""));
+    for i in 0..60 {
+        call(&mut t, EVENT, &[format!("e{i}")], 0.0, T0);
+    }
+    assert_eq!(events(&mut t).len(), MAX_EVENTS as usize);
+    let big = "x".repeat(MAX_VALUE);
+    let fields: Vec<String> = (0..30)
+        .flat_map(|i| [format!("k{i}"), "t".into(), big.clone()])
+        .collect();
+    for _ in 0..10 {
+        call(
+            &mut t,
+            EVENT,
+            &[&["E".to_string()][..], &fields].concat(),
+            0.0,
+            T0,
+        );
+    }
+    let n = t.call(FETCH_BODY, 0, 0.0, 0.0) as usize;
+    assert!((MAX_BODY / 2..=MAX_BODY).contains(&n), "{n}");
+    assert!(t.m[IO..IO + n].ends_with(b"}]}"));
+}
+
+#[test]
+fn beacons_what_is_not_in_flight_and_drops_refused_batches() {
+    let mut t = start("", "", url("example.com", "/", ""));
+    let first = t.call(FETCH_BODY, 0, 0.0, 0.0);
+    assert!(first > 0);
+    call(&mut t, EVENT, &["Later".into()], 0.0, T0);
+    let ev = events(&mut t);
+    assert_eq!(ev.len(), 1, "only the event not in flight: {ev:?}");
+    assert!(ev[0].contains("Later"));
+    assert_eq!(t.call(DONE, 0, 0.0, 0.0), 2 * FLUSH_MS);
+    assert_eq!(
+        t.call(FETCH_BODY, 0, 0.0, 0.0),
+        first,
+        "the page view again"
+    );
+    for _ in 0..10 {
+        assert!(t.call(DONE, 0, 429.0, 0.0) <= MAX_BACKOFF_MS);
+        t.call(FETCH_BODY, 0, 0.0, 0.0);
+    }
+    assert_eq!(t.call(DONE, 0, 400.0, 0.0), FLUSH_MS, "refused: dropped");
+    assert_eq!(t.call(FETCH_BODY, 0, 0.0, 0.0), 0);
 }
