@@ -34,7 +34,9 @@ export function createCards(root) {
       replace(root, METRICS.map((m) => {
         const value = Number(data[m.key]);
         const before = Number(prev[m.key]);
-        const delta = change(value, before, m);
+        // Rates and averages over no visits are undefined, not zero.
+        const averaged = m.key === 'bounce_rate' || m.key === 'visit_duration_s';
+        const delta = averaged && Number(prev.visits) === 0 ? null : change(value, before, m);
         return h('div', { class: 'card', dataset: { metric: m.key } },
           h('dt', { class: 'card-label' }, m.label),
           h('dd', { class: 'card-value', dataset: { value: Number.isFinite(value) ? String(value) : '' } }, m.show(value)),
