@@ -110,13 +110,15 @@ export class Edge {
   constructor(dir) {
     this.dir = dir;
   }
-  async start(ingestBase, vars = {}) {
+  /** `args`: extra `wrangler dev` arguments (e.g. `['--assets', DIR]`). */
+  async start(ingestBase, vars = {}, { args: extra = [] } = {}) {
     this.port = await freePort();
     this.base = `http://127.0.0.1:${this.port}`;
     const allVars = { INGEST_URL: ingestBase, TALLY_EDGE_SECRET: SECRET, RETRY_BASE_DELAY_S: '1', ...vars };
     const args = ['wrangler', 'dev', '--port', String(this.port), '--ip', '127.0.0.1',
       '--inspector-port', String(await freePort()), '--persist-to', join(this.dir, 'state'), '--log-level', 'info'];
     for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
+    args.push(...extra);
     this.proc = start('npx', args, {
       cwd: edgeDir,
       env: { ...process.env, TALLY_EDGE_SKIP_BUILD: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
