@@ -58,7 +58,7 @@ impl Spawn {
             binary: binary.to_path_buf(),
             database_url: database_url.to_string(),
             args: vec!["--rate-limit".into(), "0".into()],
-            env: vec![("TALLY_LOG".into(), "warn".into())],
+            env: vec![("TALLY_LOG".into(), "error".into())],
             log: None,
             sites: vec!["example.com".into()],
         }

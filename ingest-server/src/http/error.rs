@@ -79,6 +79,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if matches!(self, ApiError::PayloadTooLarge(_)) {
+            // The rest of the body is never read, so this connection cannot carry another
+            // request: say so, or a client would send its next request on it and lose it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
