@@ -47,8 +47,10 @@ impl App {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<App> {
         let limiter = NonZeroU32::new(config.rate_limit).map(|per_minute| {
-            // Bursts of a tenth of the minute's budget, at least 10 requests.
-            let burst = NonZeroU32::new((per_minute.get() / 10).max(10)).unwrap_or(per_minute);
+            // Bursts of a tenth of the minute's budget, at least 10 requests, never more than
+            // the minute's budget itself.
+            let burst = NonZeroU32::new((per_minute.get() / 10).max(10).min(per_minute.get()))
+                .unwrap_or(per_minute);
             Arc::new(RateLimiter::keyed(
                 Quota::per_minute(per_minute).allow_burst(burst),
             ))
