@@ -86,9 +86,10 @@ function scenario(kind) {
   describe(`the chain on ${kind}`, () => {
     let chain;
     let desktop; // visitor A, carried from the realtime test into the visits test
-    const started = Date.now();
+    let started;
 
     before(async () => {
+      started = Date.now();
       chain = await startChain(kind);
       // The edge fetches the sites list on its first event request; a preflight does the same.
       await fetch(`${chain.edge.base}/api/event`, {

@@ -21,6 +21,8 @@ const PG_ADMIN = process.env.TALLY_TEST_PG || 'postgres://postgres@127.0.0.1:543
 // The ingest server serves the admin page from here, whatever the current directory.
 process.env.TALLY_WWW_DIR ??= join(rootDir, 'www');
 process.env.TALLY_TRACKER_DIR ??= TRACKER_DIR;
+// Warnings and errors only, from the server and from the CLI calls (`events`, `key create`).
+process.env.TALLY_LOG ??= 'warn';
 
 /** Visitors: one browser context each, told apart by their User-Agent (and screen). */
 export const VISITORS = {
@@ -182,7 +184,7 @@ function launch(userAgent) {
 export async function startChain(kind) {
   const dir = tempDir();
   const db = database(kind, dir);
-  const chain = { kind, dir, db };
+  const chain = { kind, dir, db, browsers: [] };
   try {
     const ingest = new Ingest(dir);
     ingest.url = db.url;
@@ -204,7 +206,7 @@ export async function startChain(kind) {
 }
 
 export async function stopChain(chain) {
-  await chain.browser?.close().catch(() => {});
+  for (const b of [chain.browser, ...chain.browsers]) await b?.close().catch(() => {});
   await chain.site?.stop();
   await chain.recorder?.stop();
   await chain.edge?.stop();
@@ -229,6 +231,7 @@ function helpers(chain) {
     async visitor(name) {
       const { userAgent, viewport } = VISITORS[name];
       const browser = await launch(userAgent);
+      chain.browsers.push(browser);
       const context = await browser.newContext({ userAgent, viewport, timezoneId: 'UTC' });
       const page = await context.newPage();
       const problems = [];
