@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting and lints, unit and integration tests
-# (SQLite and PostgreSQL), the tracker and the admin page in headless Chromium, and the edge
-# worker under workerd. Installs what it needs first (scripts/setup.sh).
+# (SQLite and PostgreSQL), the tracker and the admin page in headless Chromium, the edge
+# worker under workerd, and the whole chain end to end (tests/e2e/). Installs what it needs
+# first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +34,6 @@ node --test --test-concurrency=1 tests/browser/
 
 step "edge worker under workerd"
 bash edge-worker/test.sh
+
+step "end to end: Chromium → edge worker (workerd) → ingest server (SQLite, PostgreSQL) → stats API and admin page"
+node --test --test-concurrency=1 tests/e2e/
