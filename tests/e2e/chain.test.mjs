@@ -91,11 +91,6 @@ function scenario(kind) {
     before(async () => {
       started = Date.now();
       chain = await startChain(kind);
-      // The edge fetches the sites list on its first event request; a preflight does the same.
-      await fetch(`${chain.edge.base}/api/event`, {
-        method: 'OPTIONS',
-        headers: { Origin: chain.url('').replace(/\/$/, ''), 'Access-Control-Request-Method': 'POST' },
-      });
     });
 
     after(async () => {

@@ -1,7 +1,8 @@
 // The whole chain, started for real: the ingest server (SQLite in a temp dir, or a fresh
 // PostgreSQL database), the edge worker under workerd (`wrangler dev`, INGEST_URL pointing at
 // that server), a demo site on its own origin whose pages load the tracker from the edge, and
-// headless Chromium (a browser per visitor). Used by chain.test.mjs and latency.mjs (the benchmark's figure).
+// headless Chromium (a browser per visitor). Used by chain.test.mjs and latency.mjs (the
+// benchmark's figure).
 //
 // Host names (mapped to 127.0.0.1 inside Chromium): the site is http://example.com:PORT, the
 // edge http://edge.test:PORT, an outside site http://elsewhere.test:PORT.
@@ -195,6 +196,12 @@ export async function startChain(kind) {
     const edge = new Edge(dir);
     await edge.start(ingest.base, { RETRY_BASE_DELAY_S: '10' }, { args: ['--assets', edgeAssets(dir)] });
     chain.edge = edge;
+    // The edge loads the sites list on its first request to /api/event; a CORS preflight does
+    // it here, so that the first page view measured is not the worker's first request.
+    await fetch(`${edge.base}/api/event`, {
+      method: 'OPTIONS',
+      headers: { Origin: `http://${SITE}`, 'Access-Control-Request-Method': 'POST' },
+    });
     chain.recorder = await startRecorder(edge.base);
     chain.site = await startSite(chain.recorder.port);
     chain.browser = await launch();
@@ -227,9 +234,12 @@ function helpers(chain) {
     url: (path) => `http://example.com:${chain.site.port}${path}`,
     /** The events sent by the browsers so far (from the request bodies). */
     sent: () => posts.flatMap((p) => p.events),
-    /** One visitor: a browser of its own; `problems` collects the page's errors. */
-    async visitor(name) {
-      const { userAgent, viewport } = VISITORS[name];
+    /**
+     * One visitor, by name in VISITORS or as `{userAgent, viewport}`: a browser of its own;
+     * `problems` collects the page's errors.
+     */
+    async visitor(who) {
+      const { userAgent, viewport } = typeof who === 'string' ? VISITORS[who] : who;
       const browser = await launch(userAgent);
       chain.browsers.push(browser);
       const context = await browser.newContext({ userAgent, viewport, timezoneId: 'UTC' });
@@ -261,9 +271,9 @@ function helpers(chain) {
  * request reached the edge's origin until `/api/stats/realtime` counts one more visitor
  * (polled every 50 ms). Returns the milliseconds and the visitor.
  */
-export async function realtimeLatency(chain, visitorName, path = '/') {
+export async function realtimeLatency(chain, who, path = '/') {
   const before = (await chain.stats('realtime')).visitors;
-  const v = await chain.visitor(visitorName);
+  const v = await chain.visitor(who);
   const first = chain.posts.length;
   await v.page.goto(chain.url(path));
   let seenAt = null;
