@@ -1,6 +1,7 @@
 //! The benchmarks. Each returns report rows `(what, figure)`; the `bench` binary prints them
 //! as one table.
 
+pub mod e2e;
 pub mod ingest;
 pub mod stats;
 

@@ -1,7 +1,8 @@
 //! The benchmark report: runs every benchmark of the project and prints one table.
 //!
-//! `cargo run --release -p tally-tests --bin bench` runs them all; `bench ingest` or
-//! `bench stats` runs one part. Figures depend on the machine; the README lists the ones
+//! `cargo run --release -p tally-tests --bin bench` runs them all (tracker, edge, ingest,
+//! stats, end to end); `bench tracker`, `bench edge`, `bench ingest`, `bench stats` or
+//! `bench e2e` runs one part. Figures depend on the machine; the README lists the ones
 //! measured on the project's 2-core reference machine.
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,12 @@ enum Cmd {
     Ingest,
     /// Stats query latency.
     Stats,
+    /// Tracker size and main-thread time (node tracker-wasm/bench.mjs).
+    Tracker,
+    /// Edge bundle size and per-request cost (edge-worker/bench.sh).
+    Edge,
+    /// End-to-end realtime latency through the whole chain (node tests/e2e/latency.mjs).
+    E2e,
     /// The no-op baseline server the ingest benchmark compares against.
     #[command(hide = true)]
     NoopServer {
@@ -68,9 +75,15 @@ async fn main() -> anyhow::Result<()> {
         Cmd::NoopServer { listen } => return bench::ingest::serve_noop(&listen).await,
         Cmd::Ingest => rows.extend(bench::ingest::run(&settings).await?),
         Cmd::Stats => rows.extend(bench::stats::run(cli.stats_events).await?),
+        Cmd::Tracker => rows.extend(bench::e2e::tracker().await),
+        Cmd::Edge => rows.extend(bench::e2e::edge().await),
+        Cmd::E2e => rows.extend(bench::e2e::chain().await),
         Cmd::All => {
+            rows.extend(bench::e2e::tracker().await);
+            rows.extend(bench::e2e::edge().await);
             rows.extend(bench::ingest::run(&settings).await?);
             rows.extend(bench::stats::run(cli.stats_events).await?);
+            rows.extend(bench::e2e::chain().await);
         }
     }
     print(&rows);
