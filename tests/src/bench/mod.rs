@@ -3,6 +3,7 @@
 
 pub mod e2e;
 pub mod ingest;
+pub mod soak;
 pub mod stats;
 
 /// One line of the report.

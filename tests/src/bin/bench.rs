@@ -2,8 +2,9 @@
 //!
 //! `cargo run --release -p tally-tests --bin bench` runs them all (tracker, edge, ingest,
 //! stats, end to end); `bench tracker`, `bench edge`, `bench ingest`, `bench stats` or
-//! `bench e2e` runs one part. Figures depend on the machine; the README lists the ones
-//! measured on the project's 2-core reference machine.
+//! `bench e2e` runs one part; `bench soak` (not part of "all") is the long steady load.
+//! Figures depend on the machine; the README lists the ones measured on the project's 2-core
+//! reference machine.
 
 use clap::{Parser, Subcommand};
 use tally_tests::bench::{self, Row};
@@ -19,9 +20,10 @@ struct Cli {
     /// Concurrent clients of the ingest benchmark.
     #[arg(long, default_value_t = 128, global = true)]
     concurrency: usize,
-    /// Target request rate of the latency phase.
-    #[arg(long, default_value_t = 10_000, global = true)]
-    rate: u64,
+    /// Target rate: requests/s of the ingest latency phase (default 10,000), events/s of the
+    /// soak (default 5,000).
+    #[arg(long, global = true)]
+    rate: Option<u64>,
     /// Skip the PostgreSQL runs.
     #[arg(long, global = true)]
     no_postgres: bool,
@@ -44,6 +46,15 @@ enum Cmd {
     Edge,
     /// End-to-end realtime latency through the whole chain (node tests/e2e/latency.mjs).
     E2e,
+    /// A steady load for minutes: RSS over time, latency, sent / acknowledged / counted.
+    Soak {
+        /// How long the load lasts.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Events per request (1: one event per request).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+    },
     /// The no-op baseline server the ingest benchmark compares against.
     #[command(hide = true)]
     NoopServer {
@@ -67,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = bench::ingest::Settings {
         seconds: cli.seconds,
         concurrency: cli.concurrency,
-        rate: cli.rate,
+        rate: cli.rate.unwrap_or(10_000),
         postgres: !cli.no_postgres,
     };
     let mut rows = Vec::new();
@@ -78,6 +89,14 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Tracker => rows.extend(bench::e2e::tracker().await),
         Cmd::Edge => rows.extend(bench::e2e::edge().await),
         Cmd::E2e => rows.extend(bench::e2e::chain().await),
+        Cmd::Soak { minutes, batch } => {
+            let soak = bench::soak::Settings {
+                minutes,
+                rate: cli.rate.unwrap_or(5_000),
+                batch,
+            };
+            rows.extend(bench::soak::run(&soak).await?)
+        }
         Cmd::All => {
             rows.extend(bench::e2e::tracker().await);
             rows.extend(bench::e2e::edge().await);
