@@ -347,9 +347,9 @@ async fn nothing_sensitive_in_logs_or_storage() {
     assert_eq!(r.status().as_u16(), 202);
     // Reads that carry the key, and a trace of a stored event.
     for path in [
-        format!("/api/stats/summary?site=example.com"),
+        "/api/stats/summary?site=example.com".to_string(),
         format!("/api/trace/{}", ids[0]),
-        format!("/api/pipeline?site=example.com"),
+        "/api/pipeline?site=example.com".to_string(),
     ] {
         let _ = http
             .get(format!("{}{path}", server.base))
