@@ -133,7 +133,7 @@ fn e2e_rows(out: &str) -> Vec<Row> {
         .map(|(median, max)| format!("median {median} ms, max {max} ms"));
     vec![found(
         &format!(
-            "end to end: page view request at the edge → /api/stats/realtime ({rounds} visitors)"
+            "end-to-end realtime latency: request at the edge to /api/stats/realtime ({rounds} visitors)"
         ),
         figure,
     )]
