@@ -4,32 +4,11 @@
 // requests; it includes workerd's HTTP handling and the queue consumer's forwarding, so it
 // is an upper bound of the worker's own CPU time).
 // Usage: ./bench.sh (builds first) or node bench.mjs after ./build.sh.
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { Ingest, Edge, tempDir, body, pageview, SITE, edgeDir, waitFor } from './test/harness.mjs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Ingest, Edge, tempDir, body, pageview, SITE, bundleSize, waitFor } from './test/harness.mjs';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
-
-function bundleSize() {
-  const out = join(tempDir(), 'dry');
-  const log = execFileSync('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', out], {
-    cwd: edgeDir,
-    encoding: 'utf8',
-    env: { ...process.env, TALLY_EDGE_SKIP_BUILD: '1', WRANGLER_SEND_METRICS: 'false' },
-  });
-  let raw = 0;
-  let gz = 0;
-  for (const f of readdirSync(out)) {
-    if (f.endsWith('.map') || f.endsWith('.md')) continue;
-    const bytes = readFileSync(join(out, f));
-    raw += statSync(join(out, f)).size;
-    gz += gzipSync(bytes, { level: 9 }).length;
-  }
-  return { wrangler: log.match(/Total Upload: .*/)?.[0], raw, gz };
-}
 
 function workerdPid(port) {
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {

@@ -39,6 +39,25 @@ pub struct EdgeBatch {
     /// The edge's id of this batch (kept in each event's trace).
     pub batch: String,
     pub events: Vec<EdgeEvent>,
+    /// What the edge refused or dropped since its previous batch, for the pipeline view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<EdgeDrop>,
+}
+
+/// Why the edge did not forward events: the pipeline view's drop reasons that happen there.
+pub const EDGE_DROP_REASONS: [&str; 4] = ["bot", "invalid", "unknown_site", "rate_limited"];
+
+/// Events the edge dropped, counted per site and reason. Bots are counted per event and per
+/// registered site; refused requests (`invalid`, `unknown_site`, `rate_limited`) have no
+/// site the edge can trust and are counted with an empty one, one per request when their
+/// events were never read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeDrop {
+    #[serde(default)]
+    pub site: String,
+    /// One of [`EDGE_DROP_REASONS`].
+    pub reason: String,
+    pub n: u64,
 }
 
 /// One event as the edge forwards it: the browser's event plus what the edge derived.

@@ -100,6 +100,7 @@ fn edge_batch() -> impl Strategy<Value = EdgeBatch> {
                     device: ["desktop", "mobile", "tablet"][device].into(),
                 })
                 .collect(),
+            dropped: Vec::new(),
         })
 }
 

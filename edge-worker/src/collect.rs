@@ -1,9 +1,13 @@
 //! `POST /api/event` (CONTRACT §2) at the edge: rate limit, validate (tally-core), check the
 //! site and origin, enrich (visitor hash, country, browser/OS/device; bots dropped), queue,
-//! and answer `202` only once the queue holds the events.
+//! and answer `202` only once the queue holds the events. Bots and refused requests are
+//! counted for the pipeline view (`tally_edge_model::drops`).
+
+use std::cell::RefCell;
 
 use tally_core::wire::{parse_batch, WireError, MAX_BODY_BYTES};
 use tally_edge_model::access::{self, Forbidden};
+use tally_edge_model::drops::{Pending, Refusal};
 use tally_edge_model::enrich::{enrich, Connection};
 use tally_edge_model::forward::message_body;
 use worker::{Context, Env, Request, Response, Result};
@@ -14,6 +18,15 @@ use crate::{ingest, salt_keeper};
 
 /// Seconds a rate-limited client is told to wait (the limiter's period).
 const RATE_LIMIT_RETRY_AFTER: &str = "60";
+
+thread_local! {
+    /// Refused requests counted in this isolate, handed to the next queue message.
+    static REFUSED: RefCell<Pending> = RefCell::default();
+}
+
+fn refused(why: Refusal, n: usize) {
+    REFUSED.with(|p| p.borrow_mut().add(why, n as u64));
+}
 
 pub async fn post_event(mut req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let origin = req.headers().get("Origin")?;
@@ -43,6 +56,7 @@ async fn collect(
 
     if let Ok(limiter) = env.rate_limiter(RATE_LIMITER) {
         if !limiter.limit(ip.clone()).await?.success {
+            refused(Refusal::RateLimited, 1);
             let mut resp = http::error(429, "too many requests")?;
             resp.headers_mut()
                 .set("Retry-After", RATE_LIMIT_RETRY_AFTER)?;
@@ -50,18 +64,26 @@ async fn collect(
         }
     }
     if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
+        refused(Refusal::Invalid, 1);
         return http::error(413, &WireError::TooLarge.to_string());
     }
     let body = req.bytes().await?;
     let batch = match parse_batch(&body) {
         Ok(batch) => batch,
-        Err(e @ WireError::TooLarge) => return http::error(413, &e.to_string()),
-        Err(e) => return http::error(400, &e.to_string()),
+        Err(e) => {
+            refused(Refusal::Invalid, 1);
+            let status = if e == WireError::TooLarge { 413 } else { 400 };
+            return http::error(status, &e.to_string());
+        }
     };
     if let Err(e) = access::check(&batch, origin, sites) {
-        if matches!(e, Forbidden::UnknownSite) {
+        let why = if matches!(e, Forbidden::UnknownSite) {
             worker::console_log!("refused: unknown site");
-        }
+            Refusal::UnknownSite
+        } else {
+            Refusal::Invalid
+        };
+        refused(why, batch.events.len());
         return http::error(403, &e.to_string());
     }
 
@@ -73,29 +95,32 @@ async fn collect(
         country: country.as_deref(),
     };
     // The bot check runs before the salt is needed; enrich() repeats it cheaply.
-    if tally_core::agent::is_bot(&user_agent) {
-        let n = batch.events.len();
-        worker::console_log!("dropped {} events from a bot", n);
-        return accepted(0);
+    let site = batch.site.clone();
+    let (events, bots) = if tally_core::agent::is_bot(&user_agent) {
+        (Vec::new(), batch.events.len())
+    } else {
+        let salt = salt_keeper::today(env, now).await?;
+        let enriched = enrich(batch, &conn, &salt, now);
+        (enriched.events, enriched.bots)
+    };
+    if bots > 0 {
+        worker::console_log!("dropped {} events from a bot", bots);
     }
-    let salt = salt_keeper::today(env, now).await?;
-    let enriched = enrich(batch, &conn, &salt, now);
-    if enriched.events.is_empty() {
-        worker::console_log!("dropped {} events from a bot", enriched.bots);
-        return accepted(0);
-    }
-    let n = enriched.events.len();
+    let dropped = REFUSED.with(|p| p.borrow_mut().take_json(Some((&site, bots as u64))));
     let queued = env
         .queue(EVENTS_QUEUE)?
-        .send(message_body(&enriched.events, now))
+        .send(message_body(&events, now, &dropped))
         .await;
     if let Err(e) = queued {
         worker::console_error!("queue send failed: {}", e);
+        if bots > 0 {
+            return accepted(0);
+        }
         let mut resp = http::error(503, "overloaded, try again")?;
         resp.headers_mut().set("Retry-After", "5")?;
         return Ok(resp);
     }
-    accepted(n)
+    accepted(events.len())
 }
 
 /// The edge cannot know duplicates (the ingest server deduplicates by id), so `duplicates`

@@ -7,12 +7,14 @@ const IP = '203.0.113.77';
 const UA = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0 UniqueMarker-7f3a9c';
 let ingest;
 let edge;
+let key;
 const sent = [];
 
 before(async () => {
   const dir = tempDir();
   ingest = new Ingest(dir);
   ingest.cli('site', 'add', SITE);
+  key = ingest.cli('key', 'create').trim().split(/\s+/).pop();
   await ingest.start();
   edge = new Edge(dir);
   await edge.start(ingest.base);
@@ -98,7 +100,21 @@ test('refuses what the ingest server refuses, with the same statuses', async () 
   assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://www.example.com');
 });
 
+/** The ingest server's pipeline view of the site: drops of the last hour by reason. */
+async function dropped() {
+  const res = await fetch(`${ingest.base}/api/pipeline?site=${SITE}`, { headers: { Authorization: `Bearer ${key}` } });
+  assert.equal(res.status, 200);
+  return (await res.json()).dropped;
+}
+
 test('bots are dropped at the edge', async () => {
+  // Refusals of earlier tests travel with the next queued request: deliver them first.
+  const flush = pageview('/before-bots');
+  sent.push(flush.id);
+  assert.equal((await edge.post(body([flush]), { ip: IP, ua: UA })).status, 202);
+  await waitFor(() => storedIds().has(flush.id), { what: 'the first event' });
+  await sleep(1500); // the ingest server writes drop counters every second
+  const before = await dropped();
   const ev = pageview('/bot');
   const res = await edge.post(body([ev]), { ua: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' });
   assert.equal(res.status, 202);
@@ -109,6 +125,24 @@ test('bots are dropped at the edge', async () => {
   await sleep(2500);
   const ids = storedIds();
   assert.ok(!ids.has(ev.id) && !ids.has(headless.id));
+  // Counted on the ingest server's pipeline view, with what the edge refused since.
+  const malformed = await edge.post('{"site":', {});
+  assert.equal(malformed.status, 400);
+  const unknown = await edge.post(body([pageview('/x')], 'unknown.example'), { origin: null });
+  assert.equal(unknown.status, 403);
+  const carrier = pageview('/after-refusals');
+  sent.push(carrier.id);
+  assert.equal((await edge.post(body([carrier]), { ip: IP, ua: UA })).status, 202);
+  const after = await waitFor(
+    async () => {
+      const d = await dropped();
+      return d.bot - before.bot >= 2 && d.invalid > before.invalid && d.unknown_site > before.unknown_site && d;
+    },
+    { timeoutMs: 30_000, what: 'the edge drops on the pipeline view' },
+  );
+  assert.equal(after.bot - before.bot, 2);
+  assert.equal(after.invalid - before.invalid, 1);
+  assert.equal(after.unknown_site - before.unknown_site, 1);
 });
 
 test('with the ingest server stopped, events are accepted and all arrive after it restarts', async () => {

@@ -2,7 +2,8 @@
 // `wrangler dev` (workerd), and offers small helpers. Used by edge.test.mjs and ../bench.mjs.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -166,4 +167,30 @@ export function sign(ts, bodyText, secret = SECRET) {
 
 export function tempDir() {
   return mkdtempSync(join(tmpdir(), 'tally-edge-test-'));
+}
+
+/** The deployable bundle's budget: gzip -9 of every file `wrangler deploy --dry-run` writes. */
+export const BUNDLE_BUDGET_GZIP = 150_000;
+
+/**
+ * Builds the deployable bundle with `wrangler deploy --dry-run` (no account needed) from the
+ * last `build.sh` output and measures it: wrangler's own line, and the files' raw and gzip -9
+ * bytes (source maps and READMEs aside).
+ */
+export function bundleSize() {
+  const out = join(tempDir(), 'dry');
+  const log = execFileSync('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', out], {
+    cwd: edgeDir,
+    encoding: 'utf8',
+    env: { ...process.env, TALLY_EDGE_SKIP_BUILD: '1', WRANGLER_SEND_METRICS: 'false' },
+  });
+  let raw = 0;
+  let gz = 0;
+  for (const f of readdirSync(out)) {
+    if (f.endsWith('.map') || f.endsWith('.md')) continue;
+    const bytes = readFileSync(join(out, f));
+    raw += statSync(join(out, f)).size;
+    gz += gzipSync(bytes, { level: 9 }).length;
+  }
+  return { wrangler: log.match(/Total Upload: .*/)?.[0], raw, gz };
 }

@@ -155,7 +155,13 @@ pub struct Options {
         global = true
     )]
     pub smtp_from: String,
+    /// Log filter, in `tracing`'s syntax (`info`, `warn,ingest_server=debug`, …).
+    #[arg(long, env = "TALLY_LOG", default_value = "info", global = true)]
+    pub log: String,
 }
+
+/// Shortest raw-event retention: longer than the edge's longest redelivery (14 days).
+pub const MIN_RETENTION_DAYS: u32 = 15;
 
 /// Validated configuration of a running server.
 #[derive(Debug, Clone)]
@@ -201,9 +207,12 @@ impl TryFrom<Options> for Config {
             "TALLY_QUEUE_CAPACITY must be positive"
         );
         anyhow::ensure!(o.max_batch > 0, "TALLY_MAX_BATCH must be positive");
+        // An event id is remembered as long as its raw event is kept, and the edge may deliver
+        // an event again for up to 14 days (its dead-letter queue): a shorter retention would
+        // let such a redelivery count twice.
         anyhow::ensure!(
-            o.retention_days > 0,
-            "TALLY_RETENTION_DAYS must be positive"
+            o.retention_days >= MIN_RETENTION_DAYS,
+            "TALLY_RETENTION_DAYS must be at least {MIN_RETENTION_DAYS}: events are deduplicated by id for as long as they are kept, and the edge may redeliver an event for up to 14 days"
         );
         Ok(Config {
             listen: o.listen,

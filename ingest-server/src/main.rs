@@ -9,13 +9,17 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("TALLY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.options.log).with_context(|| {
+        format!(
+            "TALLY_LOG / --log: {:?} is not a log filter",
+            cli.options.log
         )
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let config = Config::try_from(cli.options)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

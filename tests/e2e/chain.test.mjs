@@ -10,7 +10,7 @@
 // stopped and restarted.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildAll, startChain, stopChain, realtimeLatency, waitFor, sleep, SITE } from './harness.mjs';
+import { buildAll, startChain, stopChain, realtimeLatency, waitFor, sleep, SITE, HOSTILE } from './harness.mjs';
 
 /** The realtime requirement: a page view shows within this long of its request. */
 const REALTIME_LIMIT_MS = 2000;
@@ -284,6 +284,78 @@ function scenario(kind) {
       assert.deepEqual(pick(await chain.stats('breakdown', { dim: 'prop:plan' }), ['value', 'visitors', 'events']), [
         { value: 'pro', visitors: 2, events: 2 },
       ]);
+    });
+
+    test('the trace of an event shows every hop it took, and the pipeline view counts them', async () => {
+      const get = async (path) => {
+        const r = await fetch(`${chain.ingest.base}${path}`, { headers: { Authorization: `Bearer ${chain.key}` } });
+        assert.equal(r.status, 200, path);
+        return r.json();
+      };
+      const sent = chain.sent();
+      const post = chain.posts.find((p) => p.events.some((e) => e.kind === 'pageview'));
+      const ev = post.events.find((e) => e.kind === 'pageview');
+      const hops = await get(`/api/trace/${ev.id}`);
+      assert.deepEqual(hops.map((h) => h.hop), ['browser', 'edge', 'ingest', 'stored']);
+      const at = hops.map((h) => Date.parse(h.at));
+      for (let i = 1; i < at.length; i++) assert.ok(at[i] >= at[i - 1], `hops in order: ${JSON.stringify(hops)}`);
+      assert.equal(at[0], ev.ts, 'the browser hop is the time the browser gave');
+      assert.ok(Math.abs(at[1] - post.at) < 2000, 'the edge hop is when the edge took the request');
+      assert.match(hops[1].batch, /^edge-/);
+      const pipeline = await get(`/api/pipeline?site=${SITE}`);
+      const hop = Object.fromEntries(pipeline.hops.map((h) => [h.hop, h.events]));
+      assert.equal(hop.stored, sent.length, JSON.stringify(pipeline.hops));
+      assert.equal(hop.edge, sent.length, JSON.stringify(pipeline.hops));
+      assert.ok(pipeline.last_edge_batch, 'the last edge batch is shown');
+    });
+
+    test('hostile strings sent through the whole chain are shown as text on the admin page', async () => {
+      const v = await chain.visitor({
+        userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
+        viewport: { width: 1280, height: 800 },
+      });
+      await view(chain, () => v.page.goto(chain.url(`/hostile?utm_source=${encodeURIComponent(HOSTILE.utm)}`)), '/hostile');
+      await event(chain, () => v.page.click('#hostile'), HOSTILE.name);
+      assert.deepEqual(v.problems, []);
+      await v.close();
+      await allStored(chain);
+      await waitFor(async () => (await chain.stats('breakdown', { dim: 'event' })).some((r) => r.value === HOSTILE.name), {
+        what: 'the hostile event in the rollups',
+      });
+      const stored = (await chain.stats('breakdown', { dim: `prop:${HOSTILE.key}` })).map((r) => r.value);
+      assert.deepEqual(stored, [HOSTILE.value], 'stored as sent');
+
+      const context = await chain.browser.newContext({ timezoneId: 'UTC', viewport: { width: 1280, height: 1000 } });
+      const page = await context.newPage();
+      const problems = [];
+      page.on('pageerror', (e) => problems.push(String(e)));
+      await page.goto(`${chain.ingest.base}/?site=${SITE}&period=today&prop=${encodeURIComponent(HOSTILE.key)}`);
+      await page.locator('dialog#connect').waitFor({ state: 'visible' });
+      await page.fill('#api-key', chain.key);
+      await page.click('dialog button[type=submit]');
+      await page.waitForSelector('.card-value[data-value]:not([data-value=""])');
+      const texts = [];
+      const tab = async (panelTitle, name) => {
+        const panel = page.locator('section.breakdown', { has: page.locator('h2', { hasText: panelTitle }) });
+        await panel.getByRole('tab', { name, exact: true }).click();
+        await panel.locator('.breakdown-table').waitFor();
+        await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'));
+        texts.push(...(await panel.locator('.row-filter').allTextContents()));
+      };
+      await tab('Events', 'Events');
+      await tab('Events', 'Properties');
+      await tab('Top sources', 'UTM source');
+      for (const needle of [HOSTILE.name, HOSTILE.value, HOSTILE.utm]) assert.ok(texts.includes(needle), `${needle} in ${JSON.stringify(texts)}`);
+      // Hovering and clicking the rows (a filter) runs nothing either.
+      await page.locator('.row-filter', { hasText: HOSTILE.utm }).first().hover();
+      const injected = await page.evaluate(() => ({
+        imgs: document.querySelectorAll('main img, main svg[onload], main b[onmouseover]').length,
+        scripts: [...document.querySelectorAll('script')].filter((e) => !/vendor\/uPlot|js\/main\.js/.test(e.src)).length,
+        pwned: window.__pwned,
+      }));
+      assert.deepEqual(injected, { imgs: 0, scripts: 0, pwned: undefined });
+      assert.deepEqual(problems, []);
+      await context.close();
     });
   });
 }

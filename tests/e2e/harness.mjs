@@ -45,6 +45,14 @@ export const VISITORS = {
   },
 };
 
+/** Markup that must never run on the admin page: it would set `window.__pwned`. */
+export const HOSTILE = {
+  name: '<img src=x onerror="window.__pwned=1">',
+  key: '<b onmouseover="window.__pwned=2">k</b>',
+  value: '<script>window.__pwned=3</script>',
+  utm: '<svg onload="window.__pwned=4">',
+};
+
 /** The tracker the edge serves: `dist/tracker`, or `TALLY_E2E_TRACKER_DIR` (a given build). */
 const TRACKER = process.env.TALLY_E2E_TRACKER_DIR || TRACKER_DIR;
 
@@ -93,7 +101,13 @@ function pages(edgePort) {
 <nav><a id="nav-home" href="/">Home</a> <a id="nav-pricing" href="/pricing">Pricing</a>
 <a id="nav-app" href="/app">App</a> <a id="nav-blog" href="/blog/hello">Blog</a></nav>
 <main><h1>${title}</h1>${body}</main></body></html>`;
+  // Hostile strings a tracked page can send: as an event name, a prop key and value (and, from
+  // the URL, a UTM value). `<` is escaped so that the strings stay inside the script.
+  const js = (v) => JSON.stringify(v).replace(/</g, '\\u003c');
   return {
+    '/hostile': page('Hostile', `<button id="hostile">Send</button><script>
+document.getElementById('hostile').onclick = () => tally('event', ${js(HOSTILE.name)}, {${js(HOSTILE.key)}: ${js(HOSTILE.value)}});
+</script>`),
     '/': page('Home', '<p>Welcome.</p>'),
     '/pricing': page('Pricing', `<button id="signup" onclick="tally('event','Signup',{plan:'pro'})">Sign up</button>`),
     '/blog/hello': page('Hello', '<p>Read more <a id="out" href="http://elsewhere.test:SITE_PORT/landing">elsewhere</a>.</p>'),

@@ -4,6 +4,7 @@
 //!
 //! - [`access`]: is a body's site registered, do its `Origin` and page URLs belong to it, which
 //!   origin gets CORS.
+//! - [`drops`]: counts of bots and refused requests, for the ingest server's pipeline view.
 //! - [`enrich`]: a validated browser batch + what the connection tells → [`EdgeEvent`]s, with
 //!   bots dropped and the visitor hashed here, so the IP and UA never leave the edge.
 //! - [`forward`]: queue messages → one signed ingest batch, and what an ingest answer means.
@@ -14,6 +15,7 @@
 //! [`EdgeEvent`]: tally_core::edge::EdgeEvent
 
 pub mod access;
+pub mod drops;
 pub mod enrich;
 pub mod forward;
 pub mod retry;

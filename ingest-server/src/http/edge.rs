@@ -110,6 +110,8 @@ pub async fn batch(
         app.record_drop(0, "unknown_site", unknown);
     }
     let (outcome, site_ids) = write_by_site(&app, events).await?;
+    // After the write: a batch that failed is retried, and its drops would count twice.
+    record_edge_drops(&app, &batch.dropped).await?;
     if let Err(e) = app
         .store
         .record_edge_batch(&site_ids, &batch.batch, received_at)
@@ -119,6 +121,32 @@ pub async fn batch(
     }
     tracing::info!(batch = %batch.batch, accepted = outcome.accepted, duplicates = outcome.duplicates, "edge batch stored");
     Ok(Json(outcome))
+}
+
+/// Adds what the edge dropped to the drop counters and metrics, under the site when the edge
+/// named a registered one (bots), else under no site. Unknown reasons are ignored.
+async fn record_edge_drops(app: &App, dropped: &[edge::EdgeDrop]) -> Result<(), ApiError> {
+    for d in dropped {
+        let Some(reason) = edge::EDGE_DROP_REASONS
+            .iter()
+            .find(|r| **r == d.reason)
+            .copied()
+        else {
+            continue;
+        };
+        let site = d.site.trim().to_ascii_lowercase();
+        let site_id = match site.is_empty() {
+            true => 0,
+            false => app.sites.id(&app.store, &site).await?.unwrap_or(0),
+        };
+        if reason == "bot" {
+            app.metrics.bots.inc_by(d.n);
+        } else {
+            app.metrics.reject(reason, d.n);
+        }
+        app.record_drop(site_id, reason, d.n);
+    }
+    Ok(())
 }
 
 /// Writes a batch's events, one pipeline job per site so that duplicates are counted per site

@@ -871,3 +871,61 @@ async fn background_worker_counts_posted_events_sqlite() {
 async fn background_worker_counts_posted_events_postgres() {
     background_worker_counts_posted_events(Kind::Postgres).await;
 }
+
+/// Retention: pruning deletes the raw events (and visits) before the cutoff once counted,
+/// keeps the newer ones and every rollup, and leaves events not yet counted alone.
+async fn retention_prunes_raw_events_and_keeps_rollups(kind: Kind) {
+    let (env, site) = Env::new(kind).await;
+    env.load(&fixture(site)).await;
+    let q = "site=example.com&from=2026-11-01&to=2026-11-02";
+    let before = env.ok(&format!("/api/stats/summary?{q}")).await;
+    let pages_before = env.ok(&format!("/api/stats/breakdown?{q}&dim=page")).await;
+    let stored = env.store.count_events(site).await.expect("count");
+    // One event after the fixture, not yet rolled up, and older than the cutoff.
+    let mut n = 100;
+    let mut late = event(&mut n, "pageview", NOV_1 + HOUR, 9, "/late");
+    late.site_id = site;
+    env.store.insert_events(&[&late]).await.expect("insert");
+
+    // Cut between Nov 1 (visitor D, 1 event) and Nov 2 (everything else).
+    let pruned = env.store.prune_events(NOV_2).await.expect("prune");
+    assert_eq!(pruned, 1, "only the counted event of Nov 1");
+    assert_eq!(
+        env.store.count_events(site).await.expect("count"),
+        stored,
+        "the uncounted event stays, the Nov 2 events stay"
+    );
+    assert!(env.store.prune_visits(NOV_2).await.expect("prune visits") >= 1);
+    assert!(env
+        .store
+        .event_by_id(&late.id)
+        .await
+        .expect("read")
+        .is_some());
+
+    // Rollups stay: the same numbers for the pruned day as before (the late event aside,
+    // which is counted once rolled up).
+    roll_up_now(&env.store).await.expect("roll up");
+    let after = env.ok(&format!("/api/stats/summary?{q}")).await;
+    assert_eq!(
+        after["pageviews"],
+        before["pageviews"].as_i64().expect("n") + 1
+    );
+    assert_eq!(after["visits"], before["visits"].as_i64().expect("n") + 1);
+    let pages_after = env.ok(&format!("/api/stats/breakdown?{q}&dim=page")).await;
+    for row in pages_before.as_array().expect("rows") {
+        let value = row["value"].as_str().expect("value");
+        assert_eq!(find(&pages_after, value), row, "{value}");
+    }
+    assert_eq!(find(&pages_after, "/late")["pageviews"], 1);
+}
+
+#[tokio::test]
+async fn retention_prunes_raw_events_and_keeps_rollups_sqlite() {
+    retention_prunes_raw_events_and_keeps_rollups(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn retention_prunes_raw_events_and_keeps_rollups_postgres() {
+    retention_prunes_raw_events_and_keeps_rollups(Kind::Postgres).await;
+}

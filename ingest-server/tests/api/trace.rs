@@ -21,9 +21,14 @@ pub async fn send_edge_batch(
     batch: &str,
     events: &[Value],
 ) -> (u16, Value) {
+    send_edge_body(client, base, json!({"batch": batch, "events": events})).await
+}
+
+/// Signs and posts an edge batch given whole.
+pub async fn send_edge_body(client: &reqwest::Client, base: &str, batch: Value) -> (u16, Value) {
     // The replay guard remembers signatures; every batch here has a different body.
     let ts = ingest_server::now_ms() / 1000;
-    let body = json!({"batch": batch, "events": events}).to_string();
+    let body = batch.to_string();
     let r = client
         .post(format!("{base}{BATCH_PATH}"))
         .header(TIMESTAMP_HEADER, ts.to_string())
@@ -262,6 +267,23 @@ async fn pipeline_counts_what_was_sent(kind: Kind) {
         (200, json!({"accepted": 0, "duplicates": 2}))
     );
 
+    // What the edge dropped: 5 bot events on the site, 2 requests over the edge's rate limit,
+    // 3 bot events of a site that is not registered (counted with no site, like refused
+    // requests, so every site's view shows them), and a reason the server does not know.
+    let drops = json!({"batch": "e-3", "events": [], "dropped": [
+        {"site": "example.com", "reason": "bot", "n": 5},
+        {"site": "", "reason": "rate_limited", "n": 2},
+        {"site": "other.test", "reason": "bot", "n": 3},
+        {"site": "", "reason": "no-such-reason", "n": 99}]});
+    let (status, outcome) = send_edge_body(&client, base, drops).await;
+    assert_eq!(
+        (status, outcome),
+        (200, json!({"accepted": 0, "duplicates": 0}))
+    );
+    let (bot_events, limited) = (bot_events + 5 + 3, limited + 2);
+
+    // Drop counters are written every second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (status, p) = get_json(
         &client,
         &format!("{base}/api/pipeline?site=example.com"),
