@@ -32,6 +32,9 @@ cargo test --workspace
 step "browser tests (headless Chromium, real ingest server)"
 node --test --test-concurrency=1 tests/browser/
 
+step "admin page against the fixture API (hostile strings in every field, missing endpoints, failures)"
+TALLY_ADMIN_TEST=fixture node --test tests/browser/admin.test.mjs
+
 step "edge worker under workerd"
 bash edge-worker/test.sh
 

@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${TALLY_TRACKER_OUT:-dist/tracker}
-WORK=target/tracker-wasm
+TARGET=${CARGO_TARGET_DIR:-target}
+WORK=$TARGET/tracker-wasm
 
 for tool in node_modules/.bin/wasm-opt node_modules/.bin/esbuild; do
   [ -x "$tool" ] || { echo "$tool is missing: run scripts/setup.sh (npm ci)" >&2; exit 1; }
@@ -28,7 +29,7 @@ mkdir -p "$WORK"
 node_modules/.bin/wasm-opt -Oz --converge --zero-filled-memory \
   --strip-debug --strip-producers --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-  target/wasm32-unknown-unknown/wasm/tracker_wasm.wasm -o "$WORK/t.wasm"
+  "$TARGET/wasm32-unknown-unknown/wasm/tracker_wasm.wasm" -o "$WORK/t.wasm"
 
 wasm="t-$(sha256sum "$WORK/t.wasm" | cut -c1-12).wasm"
 node_modules/.bin/esbuild tracker-wasm/js/loader.js --minify --target=es2020 \

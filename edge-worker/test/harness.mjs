@@ -75,7 +75,7 @@ export class Ingest {
     this.logs = '';
   }
   cli(...args) {
-    return execFileSync(ingestBin, ['--database-url', this.url, ...args], { encoding: 'utf8' });
+    return execFileSync(ingestBin, ['--database-url', this.url, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
   }
   async start(port) {
     this.port = port ?? this.port ?? (await freePort());

@@ -37,7 +37,11 @@ async function waitFor(url, ms) {
   }
 }
 
-/** Starts target/debug/ingest-server with a fresh database if it serves the stats API; else null. */
+/**
+ * Starts target/debug/ingest-server with a fresh database and seeds it; null when it is not
+ * built or TALLY_ADMIN_TEST=fixture (the fixture API is used then). Throws when it is built but
+ * does not work.
+ */
 export async function startIngestServer({ root, site }) {
   const bin = process.env.TALLY_INGEST_BIN || join(root, 'target/debug/ingest-server');
   if (process.env.TALLY_ADMIN_TEST === 'fixture' || !existsSync(bin)) return null;
@@ -67,10 +71,10 @@ export async function startIngestServer({ root, site }) {
     const fx = await startFixture({ upstream: url });
     return { mode: 'server', url: fx.url, key, close: async () => { await fx.close(); await stop(); } };
   } catch (err) {
-    console.log(`# admin page tests use the fixture API (ingest server not usable: ${err.message})`);
+    // A server that is there but does not work is a failure, not a reason to test the fixture.
     if (child) child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
-    return null;
+    throw new Error(`the ingest server at ${bin} is not usable: ${err.message}`);
   }
 }
 

@@ -2,10 +2,10 @@
 //
 //   node --test tests/browser/admin.test.mjs
 //
-// Against a real ingest server when target/debug/ingest-server (or $TALLY_INGEST_BIN) answers
-// the stats API; otherwise against tests/browser/fixture-api.mjs, which serves www/ with the
-// same security headers and fixed JSON full of hostile strings. TALLY_ADMIN_TEST=fixture forces
-// the fixture. Screenshots go to tests/artifacts/admin-desktop.png and admin-phone.png.
+// Against a real ingest server when target/debug/ingest-server (or $TALLY_INGEST_BIN) is built;
+// otherwise, or with TALLY_ADMIN_TEST=fixture, against tests/browser/fixture-api.mjs, which
+// serves www/ with the same security headers and fixed JSON full of hostile strings, missing
+// endpoints and failures (scripts/test.sh runs both). Screenshots go to tests/artifacts/admin-desktop.png and admin-phone.png.
 
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';

@@ -72,7 +72,8 @@ pub fn local_midnight(tz: Tz, date: NaiveDate) -> Option<i64> {
 pub const MAX_BUCKETS: usize = 10_000;
 
 /// The buckets of a timeseries over `[from, to)`: (start in ms, label). Hours are UTC hours
-/// labelled with their local time; days and months are local. The first bucket starts at
+/// labelled with their local time and its offset (`2026-10-25T02:00:00+02:00`, so that the
+/// hour repeated when summer time ends has two labels); days and months are local. The first bucket starts at
 /// `from`; each ends where the next starts (the last at `to`). `None` when there would be
 /// more than [`MAX_BUCKETS`].
 pub fn buckets(from: i64, to: i64, tz: Tz, interval: Interval) -> Option<Vec<(i64, String)>> {
@@ -82,7 +83,7 @@ pub fn buckets(from: i64, to: i64, tz: Tz, interval: Interval) -> Option<Vec<(i6
         Interval::Hour => {
             let mut t = floor_hour(from);
             while t < to {
-                let label = local(t)?.format("%Y-%m-%dT%H:%M:%S").to_string();
+                let label = local(t)?.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
                 out.push((t.max(from), label));
                 t += HOUR_MS;
                 if out.len() > MAX_BUCKETS {
@@ -182,7 +183,7 @@ mod tests {
             ]
         );
         let h = buckets(NOV_1, NOV_1 + 2 * HOUR_MS, tz, Interval::Hour).expect("buckets");
-        assert_eq!(h[0].1, "2026-11-01T01:00:00");
+        assert_eq!(h[0].1, "2026-11-01T01:00:00+01:00");
         let m = buckets(NOV_1, NOV_1 + 40 * DAY_MS, Tz::UTC, Interval::Month).expect("buckets");
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].1, "2026-12");

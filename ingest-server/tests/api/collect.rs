@@ -411,3 +411,77 @@ async fn read_api_is_readable_cross_origin_with_a_key_only() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(headers["access-control-allow-origin"], "*");
 }
+
+/// `/metrics` after a mix of requests: each counter, the queue depth and the commit
+/// histograms hold what was sent.
+#[tokio::test]
+async fn metrics_count_what_was_sent() {
+    let f = fixture(&[]).await;
+    let page = |id: &str| pageview(id, "https://example.com/m");
+    let ids: Vec<String> = (0..3).map(|_| new_id()).collect();
+    let three: Vec<Value> = ids.iter().map(|id| page(id)).collect();
+    for (body, ua, status) in [
+        (body("example.com", &three), UA_CHROME, 202),
+        (body("example.com", &three), UA_CHROME, 202),
+        ("{not json".to_string(), UA_CHROME, 400),
+        (
+            body("nope.test", &[page(&new_id()), page(&new_id())]),
+            UA_CHROME,
+            403,
+        ),
+        (
+            body("example.com", &[page(&new_id()), page(&new_id())]),
+            "Googlebot/2.1 (+http://www.google.com/bot.html)",
+            202,
+        ),
+    ] {
+        let (got, _, value) = send(&f.router, event_request(body, ua, None)).await;
+        assert_eq!(got.as_u16(), status, "{value}");
+    }
+    let response = f
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).expect("req"))
+        .await
+        .expect("metrics");
+    assert_eq!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next(),
+        Some("application/openmetrics-text")
+    );
+    let bytes = response.into_body().collect().await.expect("body");
+    let text = String::from_utf8(bytes.to_bytes().to_vec()).expect("utf8");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(
+        value(r#"tally_events_accepted_total{source="browser"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"tally_events_duplicate_total{source="browser"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"tally_events_rejected_total{reason="invalid"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"tally_events_rejected_total{reason="unknown_site"}"#),
+        2.0
+    );
+    assert_eq!(value("tally_events_bot_total"), 2.0);
+    assert_eq!(value("tally_queue_depth"), 0.0);
+    // Two commits of three events each: the new ones, then their duplicates.
+    assert_eq!(value("tally_batch_size_count"), 2.0);
+    assert_eq!(value("tally_batch_size_sum"), 6.0);
+    assert_eq!(value("tally_commit_seconds_count"), 2.0);
+    assert!(value("tally_commit_seconds_sum") > 0.0);
+    assert_eq!(value("tally_commit_failures_total"), 0.0);
+    assert_eq!(stored(&f.store).await, 3);
+}

@@ -232,7 +232,7 @@ async fn hand_computed(kind: Kind) {
     assert_eq!(hours.len(), 24);
     assert_eq!(
         hours[10],
-        json!({"t": "2026-11-02T10:00:00", "pageviews": 4, "visitors": 1, "visits": 2})
+        json!({"t": "2026-11-02T10:00:00+00:00", "pageviews": 4, "visitors": 1, "visits": 2})
     );
     assert_eq!(hours[11]["pageviews"], 0);
     assert_eq!(hours[12]["pageviews"], 2);
@@ -928,4 +928,101 @@ async fn retention_prunes_raw_events_and_keeps_rollups_sqlite() {
 #[tokio::test]
 async fn retention_prunes_raw_events_and_keeps_rollups_postgres() {
     retention_prunes_raw_events_and_keeps_rollups(Kind::Postgres).await;
+}
+
+/// Time zones across a daylight-saving change: Berlin leaves summer time on 2026-10-25
+/// (a 25-hour day). Day, hour and month buckets follow the zone's local calendar.
+async fn daylight_saving_buckets(kind: Kind) {
+    let (env, site) = Env::new(kind).await;
+    // 2026-10-24T00:00:00Z
+    let oct_24 = NOV_1 - 8 * DAY;
+    let mut n = 0;
+    let times = [
+        oct_24 + 21 * HOUR + 30 * MIN,           // Oct 24 23:30 CEST
+        oct_24 + 22 * HOUR + 30 * MIN,           // Oct 25 00:30 CEST
+        oct_24 + DAY + 23 * HOUR + 30 * MIN,     // Oct 26 00:30 CET
+        oct_24 + 7 * DAY + 23 * HOUR + 30 * MIN, // Nov 1 00:30 CET
+    ];
+    let events: Vec<NewEvent> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut e = event(&mut n, "pageview", *t, 10 + i as i64, "/");
+            e.site_id = site;
+            e
+        })
+        .collect();
+    env.load(&events).await;
+    let series = |v: Value| -> Vec<(String, i64)> {
+        v.as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                let t = r["t"].as_str().expect("t").to_string();
+                (t, r["pageviews"].as_i64().expect("pageviews"))
+            })
+            .collect()
+    };
+    let days = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-10-24&to=2026-10-26&tz=Europe/Berlin&interval=day")
+        .await;
+    assert_eq!(
+        series(days),
+        [
+            ("2026-10-24".to_string(), 1),
+            ("2026-10-25".to_string(), 1),
+            ("2026-10-26".to_string(), 1)
+        ]
+    );
+    // The same events in UTC fall on other days.
+    let utc = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-10-24&to=2026-10-26&interval=day")
+        .await;
+    assert_eq!(
+        series(utc),
+        [
+            ("2026-10-24".to_string(), 2),
+            ("2026-10-25".to_string(), 1),
+            ("2026-10-26".to_string(), 0)
+        ]
+    );
+    // The 25 hours of Oct 25 in Berlin, zero-filled; the page view at 00:30 in the first.
+    let hours = series(
+        env.ok("/api/stats/timeseries?site=example.com&from=2026-10-25&to=2026-10-25&tz=Europe/Berlin&interval=hour")
+            .await,
+    );
+    assert_eq!(hours.len(), 25, "{hours:?}");
+    assert_eq!(hours.iter().map(|h| h.1).sum::<i64>(), 1);
+    assert_eq!(hours[0].1, 1, "{hours:?}");
+    let distinct: std::collections::BTreeSet<_> = hours.iter().map(|h| &h.0).collect();
+    assert_eq!(
+        distinct.len(),
+        25,
+        "every hour has its own label: {hours:?}"
+    );
+    // Months: the page view at 00:30 on Nov 1 in Berlin is still October in UTC.
+    let months = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-10-01&to=2026-11-30&tz=Europe/Berlin&interval=month")
+        .await;
+    assert_eq!(
+        series(months),
+        [("2026-10".to_string(), 3), ("2026-11".to_string(), 1)]
+    );
+    let months_utc = env
+        .ok("/api/stats/timeseries?site=example.com&from=2026-10-01&to=2026-11-30&interval=month")
+        .await;
+    assert_eq!(
+        series(months_utc),
+        [("2026-10".to_string(), 4), ("2026-11".to_string(), 0)]
+    );
+}
+
+#[tokio::test]
+async fn daylight_saving_buckets_sqlite() {
+    daylight_saving_buckets(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn daylight_saving_buckets_postgres() {
+    daylight_saving_buckets(Kind::Postgres).await;
 }
