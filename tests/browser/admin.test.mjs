@@ -95,6 +95,14 @@ async function apiAnswer(request) {
   return r.json();
 }
 
+async function waitUntil(check, timeoutMs, what) {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 const lastRequest = (requests, path) => [...requests].reverse().find((r) => new URL(r.url()).pathname === path);
 const digits = (s) => s.replace(/[^\d]/g, '');
 
@@ -334,6 +342,57 @@ describe('admin page', () => {
       assert.equal(await page.inputValue('#site'), SITE);
       assert.equal(await page.isVisible('#monitors'), false);
       assert.equal(await page.isVisible('#pipeline'), false);
+    }));
+
+  test('changes against the previous period, the site picker, a custom range, realtime refresh, monitors and the pipeline', (t) =>
+    withFixture(t, {}, [], async ({ page, requests }) => {
+      await ready(page);
+      // Each card's change is computed from the API's `previous`: visitors 4210 vs 4391 is down
+      // 4 %, page views 12873 vs 11040 up 17 %; a lower bounce rate is good.
+      const change = (metric) => page.locator(`.card[data-metric="${metric}"] .card-change`);
+      assert.match(await change('visitors').getAttribute('class'), /\bdown\b.*\bbad\b/);
+      assert.match(await change('visitors').textContent(), /4\s?%/);
+      assert.match(await change('pageviews').getAttribute('class'), /\bup\b.*\bgood\b/);
+      assert.match(await change('pageviews').textContent(), /17\s?%/);
+      assert.match(await change('bounce_rate').getAttribute('class'), /\bdown\b.*\bgood\b/);
+      assert.equal(await change('visitors').getAttribute('title'), 'Previous period: 4,391');
+
+      // The site picker lists /api/sites; choosing another site asks the API for it.
+      assert.deepEqual(await page.$$eval('#site option', (os) => os.map((o) => o.value)), ['example.com', 'shop.example.org']);
+      await page.selectOption('#site', 'shop.example.org');
+      await page.waitForFunction(() => new URLSearchParams(location.search).get('site') === 'shop.example.org');
+      await ready(page);
+      const summary = lastRequest(requests, '/api/stats/summary');
+      assert.equal(new URL(summary.url()).searchParams.get('site'), 'shop.example.org');
+
+      // A custom range: the form's dates become the query's from / to.
+      await page.selectOption('#period', 'custom');
+      await page.fill('#custom-range [name=from]', '2026-03-01');
+      await page.fill('#custom-range [name=to]', '2026-03-10');
+      await page.locator('#custom-range button[type=submit]').click();
+      await page.waitForFunction(() => new URLSearchParams(location.search).get('from') === '2026-03-01');
+      await ready(page);
+      const q = new URL(lastRequest(requests, '/api/stats/timeseries').url()).searchParams;
+      assert.deepEqual([q.get('from'), q.get('to'), q.get('interval')], ['2026-03-01', '2026-03-10', 'day']);
+
+      // Realtime visitors are asked for again every few seconds.
+      const realtimeCalls = () => requests.filter((r) => new URL(r.url()).pathname === '/api/stats/realtime').length;
+      const before = realtimeCalls();
+      await page.waitForFunction(() => document.querySelector('#realtime .realtime-value')?.dataset.value === '7');
+      await waitUntil(() => realtimeCalls() > before, 12_000, 'a realtime refresh');
+
+      // The monitors panel: each monitor's state, last value and latest transitions.
+      const rows = await page.$$eval('.monitors-table tbody tr', (trs) => trs.map((tr) => [
+        tr.querySelector('th').textContent, tr.querySelector('.badge').textContent,
+        tr.querySelector('[data-label="History"]').textContent]));
+      assert.equal(rows.length, 3);
+      assert.deepEqual(rows[1].slice(0, 2), ['edge-lag', 'firing']);
+      assert.match(rows[1][2], /firing .*ago · resolved .*ago/);
+      // The pipeline view: the events of each hop, the lags and the drops, as the API says.
+      const hops = await page.$$eval('.flow .hop', (lis) => lis.map((li) => [li.dataset.hop, li.querySelector('.hop-count').dataset.value]));
+      assert.deepEqual(hops, [['browser', '1840'], ['edge', '1838'], ['ingest', '1838'], ['stored', '1795']]);
+      assert.match(await page.textContent('.flow .hop[data-hop="ingest"] .hop-lag'), /p50 1\.3 s.*p99 8\.4 s|p50 1250.*p99 8400/);
+      assert.ok((await page.$$('.drops dd')).length >= 6, 'every drop reason listed');
     }));
 
   test('a period without data shows empty states', (t) => withFixture(t, { empty: true }, [], async ({ page }) => {
