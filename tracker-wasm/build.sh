@@ -19,14 +19,16 @@ done
 # The wasm profile (opt-level z, LTO, panic abort, see Cargo.toml); for this crate alone,
 # opt-level s with no inlining comes out smaller still. The state is placed from address 8
 # with a small stack after it (rather than after a 1 MiB stack), so that its addresses are
-# short numbers in the code.
+# short numbers in the code. The memory is exported as `m` (t.js reads `x.m.buffer`).
 cargo rustc --quiet -p tracker-wasm --lib --crate-type cdylib --target wasm32-unknown-unknown \
   --profile wasm -- -C opt-level=s -C llvm-args=-inline-threshold=0 \
-  -C link-arg=--no-stack-first -C link-arg=-zstack-size=4096 -C link-arg=--global-base=8
+  -C link-arg=--no-stack-first -C link-arg=-zstack-size=4096 -C link-arg=--global-base=8 \
+  -C link-arg=--export-memory=m
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-node_modules/.bin/wasm-opt -Oz --converge --zero-filled-memory \
+# The linker also exports __data_end and __heap_base, which t.js never reads: removed.
+node_modules/.bin/wasm-opt --remove-exports --pass-arg="remove-exports@__*" -Oz --converge --zero-filled-memory \
   --strip-debug --strip-producers --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
   "$TARGET/wasm32-unknown-unknown/wasm/tracker_wasm.wasm" -o "$WORK/t.wasm"

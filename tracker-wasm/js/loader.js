@@ -2,13 +2,14 @@
 //
 // It only does what needs the browser: it reads the data-* attributes, the page's URL and
 // the privacy signals, wires the history / visibility / click listeners and the flush timer,
-// and sends the bodies the wasm writes. Everything else is decided in Rust (src/lib.rs has
-// the protocol). The wasm has no imports and one function export, c(op, len, a, now): text
-// arguments go into the wasm's I/O buffer joined by NUL bytes (encodeInto), and request
-// bodies come back in the same buffer. URLs are passed as their parts, as the browser parsed
-// them (location, <a> elements, the URL API). It never throws into the page: the script and
-// every entry point run inside try/catch, and without WebAssembly `tally` stays the page's
-// stub.
+// holds the queued events and sends them. Everything else is decided in Rust (src/lib.rs has
+// the protocol). The wasm has no imports and exports its memory `m` and one function,
+// c(op, len, a, now): text arguments go into the wasm's I/O buffer joined by NUL bytes
+// (encodeInto), and the events a call records come back in the same buffer, as JSON, which
+// t.js only queues and sends. URLs are passed as their parts, as the browser parsed them
+// (location, <a> elements, the URL API). It never throws into the page: the script and
+// every call into the wasm run inside try/catch (what they read, inside too), and without
+// WebAssembly `tally` stays the page's stub.
 (() => {
   try {
     let w = window,
@@ -17,40 +18,47 @@
       s = d.currentScript,
       attr = (k) => s.getAttribute('data-' + k),
       api = new URL(attr('api') || '/api/event', s.src),
+      // The queued events, each as ",{…}".
+      q = '',
       x,
       io,
       timer,
-      body = (len) => new TextDecoder().decode(io.subarray(0, len)),
-      // Calls `op` with the strings `args()` returns and the number `a`, then acts on the
-      // answer: bit 2, send now by sendBeacon; any bit, send soon by fetch.
-      call = (op, args, a) => {
+      body = () => '{"site":' + JSON.stringify(attr('site')) + ',"events":[' + q.slice(1) + ']}',
+      // Calls `op` with the strings `args()` returns and the number `a`, queues the events
+      // it wrote, sends the queue now by sendBeacon if it says so (bit 0), and else soon.
+      call = (op, args, a, r) => {
         try {
-          let r = x.c(op, new TextEncoder().encodeInto(args().join('\0'), io).written, a, Date.now());
-          if (r & 2) for (let len, ok = 0; (len = x.c(7, 0, ok)) && (ok = n.sendBeacon(api, body(len))); );
-          if (r && !timer) timer = setTimeout(flush, 1e3);
+          r = x.c(op, new TextEncoder().encodeInto(args().join('\0'), io).written, a, Date.now());
+          q += new TextDecoder().decode(io.subarray(0, r >> 1));
+          if (r & 1 && q && n.sendBeacon(api, body())) (q = ''), x.c(4, 0, 1);
+          wake();
         } catch (e) {}
       },
-      flush = (len) => {
+      wake = () => q && !timer && (timer = setTimeout(flush, 1e3)),
+      flush = () => {
         timer = 0;
-        if ((len = x.c(8)))
-          fetch(api, { method: 'POST', body: body(len), keepalive: !0 })
-            .then((r) => r.status, () => 0)
-            .then((status) => (timer = setTimeout(flush, x.c(9, 0, status))));
+        x.c(4) && send(body(), (q = ''));
       },
-      // A URL as the wasm takes it: its parts, as the browser parsed them.
-      parts = (u) => [u.hostname, u.origin, u.pathname, u.search],
-      resolve = (u) => parts(new URL(u || '', location)),
-      nav = () => call(1, () => parts(location)),
-      click = (e, a) => call(3, () => [...parts((a = e.target.closest('a[href]'))), a.href]),
-      // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool. An unknown
-      // command is op 0, which does nothing once started.
+      // Sends a body by fetch; the wasm says when to send it again (0: never), else the
+      // queue waits for the next flush.
+      send = (b) =>
+        fetch(api, { method: 'POST', body: b, keepalive: !0 })
+          .then((r) => r.status, () => 0)
+          .then((status) => ((status = x.c(5, 0, status)) ? setTimeout(send, status, b) : wake())),
+      // A URL as the wasm takes it: resolved against the page (without one, the page's own),
+      // and then its parts, as the browser parsed them.
+      resolve = (u) => ((u = new URL(u || '', location)), [u.hostname, u.origin, u.pathname, u.search]),
+      nav = () => call(1, resolve),
+      // A click: tally('click', the link clicked, if any); the wasm keeps outbound ones.
+      click = (e) => tally('click', e.target.closest?.('a[href]')),
+      // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool (and 'click'
+      // link); the wasm takes all of them the same way: the command, a.url (or a link's
+      // href) resolved, a as text, and per prop its key, the second letter of its type, and
+      // its value.
       tally = (c, a, b) =>
         call(
-          { event: 4, pageview: 5, user: 6 }[c] | 0,
-          () =>
-            c == 'event'
-              ? [a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[1], v])]
-              : resolve(a && a.url),
+          3,
+          () => [c, ...resolve(a && (a.url || a.href)), a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[1], v])],
           !!a,
         ),
       on = (target, type, f) => target.addEventListener(type, f, !0),
@@ -60,32 +68,27 @@
         } catch (e) {}
         call(
           0,
-          () => [attr('site'), attr('exclude'), attr('spa'), ...parts(location), ...resolve(d.referrer), d.hidden,
+          () => [attr('site'), attr('exclude'), attr('spa'), ...resolve(), ...resolve(d.referrer), d.hidden,
             [n.doNotTrack, n.globalPrivacyControl, n.webdriver, ignored], attr('allow-local') != null, Math.random()],
           screen.width,
         );
+        // nav() never throws; a call that throws changed nothing, and throws as before.
         for (let k of ['pushState', 'replaceState']) {
           let orig = history[k];
-          history[k] = function () {
-            try {
-              return orig.apply(this, arguments);
-            } finally {
-              nav();
-            }
-          };
+          history[k] = (...args) => ((args = orig.apply(history, args)), nav(), args);
         }
+        // Hash changes fire popstate too (and the fragment is not part of the URL recorded).
         on(w, 'popstate', nav);
-        on(w, 'hashchange', nav);
         on(d, 'visibilitychange', () => call(2, Array, d.hidden));
         on(w, 'pagehide', () => call(2, Array, 1));
         on(d, 'click', click);
         on(d, 'auxclick', click);
-        for (let args of (w.tally && w.tally.q) || []) tally(...args);
+        for (let args of w.tally?.q || []) tally(...args);
         w.tally = tally;
       };
     WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src))).then((r) => {
       x = r.instance.exports;
-      io = new Uint8Array(x.memory.buffer, x.c(10), 65536);
+      io = new Uint8Array(x.m.buffer, x.c(6));
       d.prerendering ? d.addEventListener('prerenderingchange', start) : start();
     }, () => {});
   } catch (e) {}

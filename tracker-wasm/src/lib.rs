@@ -2,38 +2,42 @@
 //!
 //! `t.js` (see `js/loader.js`) is a thin loader: it reads the `data-*` attributes, the page's
 //! URL (as the parts the browser parsed) and the privacy signals, wires the page's events
-//! (history, visibility, clicks, timers), replays the `window.tally` queue stub and sends the
-//! bodies this crate writes. Everything else is decided here, in plain, natively tested Rust
-//! without an allocator: which page views, events and engagement to record, URL cleaning,
-//! opt-outs, `data-exclude` globs, prop limits, ULIDs, the JSON, batching and retries.
+//! (history, visibility, clicks, timers), replays the `window.tally` queue stub, and holds
+//! and sends the queued events. Everything else is decided here, in plain, natively tested
+//! Rust without an allocator: which page views, events and engagement to record, URL
+//! cleaning, opt-outs, `data-exclude` globs, prop limits, ULIDs, the events' JSON, how many
+//! events a request may carry, when to send, and the retries.
 //!
 //! All the state is one [`Tracker`]: a few numbers and one byte array [`Tracker::m`] holding,
-//! at fixed places, the queue (one request body written in place), the I/O buffer shared with
-//! `t.js`, and the saved page URL, host name and `data-exclude`. Text is handled as ranges of
-//! positions in that array, indexed through a power-of-two mask, so that nothing can panic
-//! (a panic site would bring `core::fmt` into the wasm) and no slice is ever passed around.
-//! On wasm32, `abi` exports [`Tracker::call`] as the C-ABI function `c` over a static
-//! `Tracker` (zero-initialised: no bytes in the binary).
+//! at fixed places, the saved page URL, host name and `data-exclude`, the events being
+//! written, and the I/O buffer shared with `t.js`. Text is handled as ranges of positions in that array,
+//! indexed through a power-of-two mask, so that nothing can panic (a panic site would bring
+//! `core::fmt` into the wasm) and no slice is ever passed around. On wasm32, `abi` exports
+//! [`Tracker::call`] as the C-ABI function `c` over a static `Tracker` (zero-initialised:
+//! no bytes in the binary).
 //!
 //! # Calls
 //!
-//! `t.js` writes the text arguments of a call into the I/O buffer ([`IO`]) as UTF-8 fields
+//! `t.js` writes the text arguments of a call into the I/O buffer ([`IN`]) as UTF-8 fields
 //! joined by NUL bytes, and calls `c(op, len, a, now)`: the operation, the bytes written, a
-//! number and the time (ms since 1970).
+//! number and the time (ms since 1970). The events a call records are written as JSON, each
+//! as `,{…}`, into the output buffer ([`OUT`]), and at the end of the call copied to the
+//! start of the I/O buffer (the input is done with by then). The recording calls return
+//! their length times 2, plus [`BEACON`] when the queue is to be sent at once by
+//! `sendBeacon`; `t.js` appends them to its queue (a string).
 //!
 //! | op | text fields | `a` | returns |
 //! | --- | --- | --- | --- |
-//! | [`START`] | see [`start`] | `screen.width` | [`FLUSH`] / [`BEACON`] bits |
-//! | [`NAV`] | the page's URL | | bits |
-//! | [`VIS`] | | hidden (1) or visible (0) | bits |
-//! | [`CLICK`] | the link's URL, its `href` | | bits |
-//! | [`EVENT`] | name, then per prop key, type, value (see [`Tracker::props`]) | | bits |
-//! | [`PAGEVIEW`] | the given URL resolved against the page | | bits |
-//! | [`USER`] | | logged in (1) or not (0) | bits |
-//! | [`BEACON_BODY`] | | the previous body was accepted (1) | body length |
-//! | [`FETCH_BODY`] | | | body length |
-//! | [`DONE`] | | HTTP status (0: network error) | ms until the next try |
+//! | [`START`] | see [`start`] | `screen.width` | events |
+//! | [`NAV`] | the page's URL | | events |
+//! | [`VIS`] | | hidden (1) or visible (0) | events, [`BEACON`] when hidden |
+//! | [`TALLY`] | see [`tally`] | `!!a` | events, [`BEACON`] after an outbound click |
+//! | [`TAKE`] | | 0: the timer fired; 1: `sendBeacon` took the queue | 1: send the queue by `fetch` now |
+//! | [`DONE`] | | HTTP status of that `fetch` (0: network error) | ms until it is sent again; 0: done |
 //! | [`IO_ADDRESS`] (wasm only) | | | the address of the I/O buffer |
+//!
+//! [`TALLY`] is `tally(c, a, b)`, the page's API, and also how `t.js` reports a click on a
+//! link: `tally('click', link)` (an `<a>` element, which reads as its `href`).
 //!
 //! A URL is four fields, its parts as the browser parsed them: `hostname` (no port),
 //! `origin`, `pathname`, `search` (`example.com`, `https://example.com:8443`, `/blog/hello`,
@@ -41,25 +45,20 @@
 //! means set: `hidden` and `allow-local` are `true` / `false`; the opt-outs are
 //! `navigator.doNotTrack`, `navigator.globalPrivacyControl`, `navigator.webdriver` and
 //! `localStorage.tally_ignore` joined by commas (none of the values that mean "not set" holds
-//! a `1` or a `t`: `0`, `unspecified`, `false`, `undefined`, `null`, empty). Bodies are
-//! written into the I/O buffer, from its start.
+//! a `1` or a `t`: `0`, `unspecified`, `false`, `undefined`, `null`, empty).
 //!
 //! # The queue
 //!
-//! One request body less its `]}`, at the start of [`Tracker::m`]: the head
-//! (`{"site":"…","events":[`) and then up to [`MAX_EVENTS`] events joined by commas, at most
-//! [`MAX_BODY`] bytes in all. Events are written in place at its end and kept only if they
-//! fit; a body is a copy of the head and of the events not yet sent. Events are never moved:
-//! the queue keeps where the unsent ones start (`sent`) and where those of the `fetch` in
-//! flight end (`flight`), and starts over empty once everything is sent. A failed `fetch`
-//! leaves its events first in line. Every event carries its own id, so sending one twice
-//! never counts it twice.
-//!
-//! Policy: a batch goes out [`FLUSH_MS`] after the first event was queued (by `fetch` with
-//! `keepalive`), or at once by `sendBeacon` when the page is hidden or left. One `fetch` is
-//! in flight at a time; if it fails (network error, `408`, `429`, `5xx`) the next try waits
-//! twice as long, up to [`MAX_BACKOFF_MS`]; `400` / `403` / `413` are dropped. Events that do
-//! not fit in a full queue (the collector out of reach for a while) are dropped.
+//! `t.js` keeps the queued events as text and sends them as `{"site":…,"events":[…]}`; this
+//! side counts them, and records no event that would take the queue past [`MAX_EVENTS`]
+//! events or [`MAX_BODY`] bytes (so a request never holds more than the collector takes).
+//! Policy: the queue goes out [`FLUSH_MS`] after the first event was queued, by `fetch`
+//! with `keepalive` ([`TAKE`] empties it), or at once by `sendBeacon` when the page is hidden
+//! or left or an outbound link clicked. One `fetch` is in flight at a time: until it is done,
+//! the queue waits (and fills up, then drops further events, while the collector cannot be
+//! reached). A failed `fetch` (network error, `408`, `429`, `5xx`) is sent again, the same
+//! body, after twice the previous wait, up to [`MAX_BACKOFF_MS`]; `400` / `403` / `413` are
+//! dropped. Every event carries its own id, so sending one twice never counts it twice.
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
@@ -68,27 +67,23 @@ mod abi;
 pub const START: u32 = 0;
 pub const NAV: u32 = 1;
 pub const VIS: u32 = 2;
-pub const CLICK: u32 = 3;
-pub const EVENT: u32 = 4;
-pub const PAGEVIEW: u32 = 5;
-pub const USER: u32 = 6;
-pub const BEACON_BODY: u32 = 7;
-pub const FETCH_BODY: u32 = 8;
-pub const DONE: u32 = 9;
-pub const IO_ADDRESS: u32 = 10;
+pub const TALLY: u32 = 3;
+pub const TAKE: u32 = 4;
+pub const DONE: u32 = 5;
+pub const IO_ADDRESS: u32 = 6;
 
-/// Events wait: send them in [`FLUSH_MS`] by `fetch`.
-pub const FLUSH: u32 = 1;
-/// Send the queue now by `sendBeacon`.
-pub const BEACON: u32 = 2;
+/// Send the queue now by `sendBeacon` (the low bit of what the recording calls return).
+pub const BEACON: u32 = 1;
 
-/// Delay between the first queued event and the batch that carries it.
+/// Delay between the first queued event and the batch that carries it (in `t.js`), and the
+/// first wait before a failed batch is sent again.
 pub const FLUSH_MS: u32 = 1000;
 /// Longest wait between two tries of a failing collector.
 pub const MAX_BACKOFF_MS: u32 = 60_000;
 /// Events per request (CONTRACT §2: at most 50).
 pub const MAX_EVENTS: u32 = 50;
-/// Bytes per request: under the collector's 64 KiB and `sendBeacon`'s 64 KiB quota.
+/// Bytes of events per request: with the head `t.js` adds (`{"site":…,"events":[`, `]}`)
+/// under the collector's 64 KiB and `sendBeacon`'s 64 KiB quota.
 pub const MAX_BODY: usize = 60_000;
 /// Visible time shorter than this is not worth an engagement event.
 pub const MIN_ENGAGED_MS: u64 = 1000;
@@ -103,15 +98,17 @@ pub const MAX_KEY: usize = 64;
 pub const MAX_VALUE: usize = 256;
 pub const MAX_NAME: usize = 120;
 
-/// Where things are in [`Tracker::m`]: the queue from 0 (with room past the longest body
-/// for the URL being cleaned, see [`Tracker::pageview`]), the saved page URL, host name and
-/// `data-exclude` (followed by a comma), and the I/O buffer.
-const QUEUE_END: usize = 0x14000;
-const PAGE: usize = 0x14000;
-const HOST: usize = 0x14800;
-const GLOBS: usize = 0x15000;
-pub const IO: usize = 0x18000;
-pub const IO_LEN: usize = 0x10000;
+/// Where things are in [`Tracker::m`]: the saved page URL, host name and `data-exclude`
+/// (followed by a comma), room to clean a URL in (see [`Tracker::pageview`]), the output
+/// buffer and the I/O buffer (`t.js` may write past its end, into memory never read between
+/// calls: the rest of `m` and the stack).
+const PAGE: usize = 0;
+const HOST: usize = 0x800;
+const GLOBS: usize = 0x1000;
+const SCRATCH: usize = 0x2000;
+pub const OUT: usize = 0x10000;
+pub const IN: usize = 0x20000;
+pub const IN_LEN: usize = 0x10000;
 const SIZE: usize = 0x40000;
 const MASK: usize = SIZE - 1;
 
@@ -137,6 +134,17 @@ pub mod start {
     pub const RANDOM: usize = 14;
 }
 
+/// The fields of [`TALLY`]: the command, a URL (four fields: `a.url`, or the `href` of a
+/// link, resolved against the page; the page itself without one), `a` as text (the name of
+/// a custom event, the `href` of a link), then per prop of `b` its key, type and value (see
+/// `Tracker::props`). The commands: `event`, `pageview`, `user` and `click`; any other does
+/// nothing.
+pub mod tally {
+    pub const COMMAND: usize = 0;
+    pub const URL: usize = 1;
+    pub const NAME: usize = 5;
+}
+
 // The parts of a URL, from its first field.
 const HOSTNAME: usize = 0;
 const ORIGIN: usize = 1;
@@ -150,23 +158,21 @@ const MANUAL: u32 = 2;
 
 #[repr(C)]
 pub struct Tracker {
-    // The queue: where the head ends, the unsent events start (after a comma unless it is
-    // `head`), the events of the `fetch` in flight end (`sent` when none is), the events end,
-    // and the next byte is written.
-    head: usize,
-    sent: usize,
-    flight: usize,
-    len: usize,
+    /// Where the next byte is written.
     w: usize,
-    /// Events since the queue was last empty.
-    events: u32,
-    failures: u32,
     /// Where the fields of the call end.
     end: usize,
+    /// The events in `t.js`'s queue, and their bytes.
+    events: u32,
+    bytes: usize,
+    /// Tries of the `fetch` in flight that failed.
+    failures: u32,
     page_len: usize,
     host_len: usize,
     exclude_len: usize,
     started: bool,
+    /// A `fetch` is in flight (or waits to be sent again).
+    flight: bool,
     spa: bool,
     user: bool,
     screen: u64,
@@ -180,18 +186,16 @@ pub struct Tracker {
 impl Tracker {
     pub const fn new() -> Tracker {
         Tracker {
-            head: 0,
-            sent: 0,
-            flight: 0,
-            len: 0,
             w: 0,
+            end: 0,
             events: 0,
+            bytes: 0,
             failures: 0,
-            end: IO,
             page_len: 0,
             host_len: 0,
             exclude_len: 0,
             started: false,
+            flight: false,
             spa: false,
             user: false,
             screen: 0,
@@ -206,16 +210,17 @@ impl Tracker {
         self.started
     }
 
-    /// One call of `t.js`: `op` with `len` bytes of text fields in the I/O buffer, the number
-    /// `a`, at time `now` (ms since 1970). Nothing happens before tracking started.
+    /// One call of `t.js`: `op` with `len` bytes of text fields in the input buffer, the
+    /// number `a`, at time `now` (ms since 1970). Nothing happens before tracking started.
     pub fn call(&mut self, op: u32, len: usize, a: f64, now: f64) -> u32 {
-        let (now, set) = (now as u64, a != 0.0);
+        let (now, set) = (now as u64, a > 0.0);
         if op != START && !self.started {
             return 0;
         }
         // The fields end with a NUL too.
-        self.end = IO + len.min(IO_LEN - 1);
+        self.end = IN + len.min(IN_LEN - 1);
         self.m[self.end] = 0;
+        self.w = OUT;
         let mut beacon = false;
         match op {
             START => self.start(a as u64, now),
@@ -229,64 +234,69 @@ impl Tracker {
                     self.visible_since = now;
                 }
             }
-            // A click on a link to another host: its event is sent now, by `sendBeacon` (the
-            // page may be going away).
-            CLICK => beacon = self.is_http(0) && !self.on_host(0) && self.event(now, true),
-            EVENT => _ = self.event(now, false),
-            // `tally('pageview', {url})`: one on another host is not recorded (the collector
-            // would refuse it).
-            PAGEVIEW if self.on_host(0) => self.pageview(now, 0, MANUAL),
-            USER => self.user = set,
-            BEACON_BODY => {
-                // The previous body was taken: its events are done with.
-                if set {
-                    self.len = self.flight;
-                    if self.len == self.sent {
-                        self.clear();
-                    }
+            TALLY => {
+                if self.is(tally::COMMAND, b"event") {
+                    self.event(now, false);
                 }
-                return self.body(self.flight);
+                // `tally('click', link)`, as `t.js` calls it for clicks on links: one to
+                // another host is sent now, by `sendBeacon` (the page may be going away).
+                if self.is(tally::COMMAND, b"click")
+                    && self.is_http(tally::URL)
+                    && !self.on_host(tally::URL)
+                {
+                    beacon = true;
+                    self.event(now, true);
+                }
+                // `tally('pageview', {url})`: one on another host is not recorded (the
+                // collector would refuse it).
+                if self.is(tally::COMMAND, b"pageview") && self.on_host(tally::URL) {
+                    self.pageview(now, tally::URL, MANUAL);
+                }
+                if self.is(tally::COMMAND, b"user") {
+                    self.user = set;
+                }
             }
-            FETCH_BODY => {
-                if self.flight > self.sent {
-                    return 0;
+            TAKE => {
+                // `sendBeacon` took the queue; or the timer fired, and the queue goes out by
+                // `fetch` unless one is in flight.
+                let fetch = !set && !self.flight && self.events > 0;
+                if set || fetch {
+                    (self.events, self.bytes) = (0, 0);
                 }
-                self.flight = self.len;
-                return self.body(self.sent);
+                self.flight |= fetch;
+                return fetch as u32;
             }
             DONE => {
                 let status = a as u32;
                 if status == 0 || status == 408 || status == 429 || status >= 500 {
-                    self.failures = (self.failures + 1).min(16);
-                    self.flight = self.sent;
-                } else {
-                    self.sent = self.flight;
-                    self.failures = 0;
-                    if self.sent == self.len {
-                        self.clear();
-                    }
+                    self.failures = (self.failures + 1).min(6);
+                    return (FLUSH_MS << self.failures).min(MAX_BACKOFF_MS);
                 }
-                return (FLUSH_MS << self.failures).min(MAX_BACKOFF_MS);
+                (self.flight, self.failures) = (false, 0);
+                return 0;
             }
             _ => {}
         }
-        if beacon {
-            BEACON
-        } else {
-            (self.len > self.flight) as u32 * FLUSH
-        }
+        // The events, where `t.js` reads them: over the input, which is done with.
+        (self.save(IN, OUT, self.w, IN_LEN) as u32) << 1 | beacon as u32
     }
 
     // Fields and text.
 
     /// Where field `k` starts (past the end when there is no such field).
     #[inline(never)]
-    fn a(&self, mut k: usize) -> usize {
-        let mut i = IO;
-        while k > 0 && i <= self.end {
-            if self.m[i & MASK] == 0 {
-                k -= 1;
-            }
+    fn a(&self, k: usize) -> usize {
+        let mut i = IN;
+        for _ in 0..k {
+            i = self.next(i) + 1;
+        }
+        i
+    }
+
+    /// Where the field from `i` ends: at the next NUL (or at `i` past the end).
+    #[inline(never)]
+    fn next(&self, mut i: usize) -> usize {
+        while i < self.end && self.m[i & MASK] != 0 {
             i += 1;
         }
         i
@@ -294,20 +304,17 @@ impl Tracker {
 
     /// Where field `k` ends (before it starts when there is no such field).
     fn b(&self, k: usize) -> usize {
-        self.a(k + 1) - 1
+        self.next(self.a(k))
     }
 
     /// Whether field `k` holds a `1` or a `t`.
     fn on(&self, k: usize) -> bool {
-        let (mut i, b) = (self.a(k), self.b(k));
-        while i < b {
-            let c = self.m[i & MASK];
-            if c == b'1' || c == b't' {
-                return true;
-            }
-            i += 1;
-        }
-        false
+        (self.a(k)..self.b(k)).any(|i| self.m[i & MASK] == b'1' || self.m[i & MASK] == b't')
+    }
+
+    /// Whether field `k` is `s`.
+    fn is(&self, k: usize, s: &[u8]) -> bool {
+        self.b(k).wrapping_sub(self.a(k)) == s.len() && self.has(self.a(k), self.b(k), s)
     }
 
     /// Whether the text from `a` to `b` starts with `s`.
@@ -366,11 +373,11 @@ impl Tracker {
         i
     }
 
-    // Writing into the queue.
+    // Writing events.
 
     #[inline(never)]
     fn put(&mut self, b: u8) {
-        self.m[self.w.min(QUEUE_END - 1)] = b;
+        self.m[self.w.min(IN - 1)] = b;
         self.w += 1;
     }
 
@@ -388,13 +395,8 @@ impl Tracker {
             let c = self.m[i & MASK];
             if c == b'"' || c == b'\\' {
                 self.put(b'\\');
-            } else if c < 0x20 {
-                self.raw(b"\\u00");
-                self.put(b'0' + (c >> 4));
-                self.put(b"0123456789abcdef"[(c & 15) as usize]);
-                continue;
             }
-            self.put(c);
+            self.put(if c < b' ' { b' ' } else { c });
         }
     }
 
@@ -404,23 +406,6 @@ impl Tracker {
             self.num(n / 10);
         }
         self.put(b'0' + (n % 10) as u8);
-    }
-
-    fn clear(&mut self) {
-        (self.sent, self.flight, self.len, self.events) = (self.head, self.head, self.head, 0);
-    }
-
-    /// Writes into the I/O buffer the head and the events from byte `from` on, as a body;
-    /// returns its length (0: no events).
-    fn body(&mut self, from: usize) -> u32 {
-        if from >= self.len {
-            return 0;
-        }
-        let n = self.save(IO, 0, self.head, IO_LEN);
-        let n = n + self.save(IO + n, from + (from > self.head) as usize, self.len, IO_LEN);
-        self.m[(IO + n) & MASK] = b']';
-        self.m[(IO + n + 1) & MASK] = b'}';
-        n as u32 + 2
     }
 
     // What is recorded.
@@ -448,33 +433,21 @@ impl Tracker {
         // `*.localhost`, `127.*`.
         let (h, e) = (self.a(URL), self.b(URL));
         let local = !(h..e).any(|i| self.m[i & MASK] == b'.')
-            || self.has(e.saturating_sub(10).max(h), e, b".localhost")
+            || self.has(e.wrapping_sub(10), e, b".localhost")
             || self.has(h, e, b"127.");
-        if self.started
-            || self.a(SITE) == self.b(SITE)
-            || self.on(OPTED_OUT)
-            || local && !self.on(ALLOW_LOCAL)
-        {
-            return;
-        }
-        self.w = 0;
-        self.raw(b"{\"site\":\"");
-        self.text(self.a(SITE), self.b(SITE));
-        self.raw(b"\",\"events\":[");
-        self.head = self.w;
-        self.clear();
-        if self.w > 1024 {
+        if self.a(SITE) == self.b(SITE) || self.on(OPTED_OUT) || local && !self.on(ALLOW_LOCAL) {
             return;
         }
         self.exclude_len = self.save(GLOBS, self.a(EXCLUDE), self.b(EXCLUDE), MAX_URL);
         self.m[GLOBS + self.exclude_len] = b',';
         self.host_len = self.save(HOST, h, e, 256);
         self.started = true;
-        self.spa = self.b(SPA) - self.a(SPA) != 3 || !self.has(self.a(SPA), self.b(SPA), b"off");
+        self.spa = !self.is(SPA, b"off");
         self.screen = screen;
+        // The seed of the ids: the time and `Math.random()`'s digits.
         let mut h = now;
         for i in self.a(RANDOM)..self.b(RANDOM) {
-            h = (h ^ self.m[i & MASK] as u64).wrapping_mul(0x100_0000_01b3);
+            h = h.wrapping_mul(31) + self.m[i & MASK] as u64;
         }
         self.rng = h | 1;
         self.visible_since = if self.on(HIDDEN) { 0 } else { now };
@@ -524,30 +497,26 @@ impl Tracker {
         p >= pe
     }
 
-    /// Starts an event of `kind` at the end of the queue, with the current page's URL, its
-    /// id and time; the caller adds its own members, then [`Tracker::commit`]s it.
+    /// Starts an event of `kind` after the events of this call, with the current page's
+    /// URL, its id and time; the caller adds its own members, then [`Tracker::commit`]s it.
     #[inline(never)]
     fn open(&mut self, kind: &[u8], now: u64) {
-        self.w = self.len;
-        if self.len > self.sent {
-            self.put(b',');
-        }
-        self.raw(b"{\"kind\":\"");
+        self.raw(b",{\"kind\":\"");
         self.raw(kind);
         self.raw(b"\",\"url\":\"");
         self.text(PAGE, PAGE + self.page_len);
-        // A ULID: 10 characters of time, then 16 random ones (xorshift64*).
+        // A ULID: 10 characters of time, then 16 random ones (xorshift64, top bits).
         self.raw(b"\",\"id\":\"");
         for i in 0..26 {
             let c = if i < 10 {
                 now >> (45 - 5 * i)
             } else {
                 let mut x = self.rng;
-                x ^= x >> 12;
-                x ^= x << 25;
-                x ^= x >> 27;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
                 self.rng = x;
-                x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 59
+                x >> 59
             };
             self.put(CROCKFORD[(c & 31) as usize]);
         }
@@ -555,18 +524,21 @@ impl Tracker {
         self.num(now);
     }
 
-    /// Ends the event with the user flag and keeps it if it fits. Returns whether it did.
+    /// Ends the event that started at `from` with the user flag, and keeps it if the queue
+    /// has room for it. Returns whether it did.
     #[inline(never)]
-    fn commit(&mut self) -> bool {
+    fn commit(&mut self, from: usize) -> bool {
         self.raw(if self.user {
             b",\"user\":true}"
         } else {
             b",\"user\":false}"
         });
-        let kept = self.w <= MAX_BODY - 2 && self.events < MAX_EVENTS;
+        let bytes = self.bytes + self.w - from;
+        let kept = bytes <= MAX_BODY && self.events < MAX_EVENTS;
         if kept {
-            self.len = self.w;
-            self.events += 1;
+            (self.bytes, self.events) = (bytes, self.events + 1);
+        } else {
+            self.w = from;
         }
         kept
     }
@@ -578,10 +550,10 @@ impl Tracker {
     /// The URL recorded: origin and path, and of the query only the `utm_*` parameters (the
     /// collector stores nothing else of it, and other parameters may hold tokens or e-mail
     /// addresses); no fragment. Not http(s), or excluded by `data-exclude`: not tracked. It
-    /// is written past the longest queue, where the next event leaves it alone.
+    /// is cleaned in the scratch space, then saved as the page's URL.
     fn pageview(&mut self, now: u64, u: usize, how: u32) {
-        let start = self.len + 8192;
-        self.w = start;
+        let out = self.w;
+        self.w = SCRATCH;
         if self.is_http(u) && !self.excluded(self.a(u + PATHNAME), self.b(u + PATHNAME)) {
             self.save_url(u);
             let (mut sep, mut keep) = (b'?', false);
@@ -598,19 +570,21 @@ impl Tracker {
                 }
             }
         }
-        let end = self.w.min(start + MAX_URL);
-        if how == NAVIGATION && (!self.spa || self.same(start, end, PAGE, PAGE + self.page_len)) {
+        let end = self.w.min(SCRATCH + MAX_URL);
+        self.w = out;
+        if how == NAVIGATION && (!self.spa || self.same(SCRATCH, end, PAGE, PAGE + self.page_len)) {
             return;
         }
         if how != LOAD {
             self.leave(now);
         }
-        self.page_len = self.save(PAGE, start, end, MAX_URL);
+        self.page_len = self.save(PAGE, SCRATCH, end, MAX_URL);
         if self.page_len == 0 {
             return;
         }
         let r = start::REFERRER;
         let referrer = how == LOAD && self.is_http(r) && !self.on_host(r);
+        let from = self.w;
         self.open(b"pageview", now);
         if referrer {
             self.raw(b",\"referrer\":\"");
@@ -621,7 +595,7 @@ impl Tracker {
         }
         self.raw(b",\"screen\":");
         self.num(self.screen);
-        self.commit();
+        self.commit(from);
     }
 
     /// Writes the origin and path of the URL at field `u`.
@@ -640,52 +614,60 @@ impl Tracker {
         let engaged_ms = self.engaged_ms;
         self.engaged_ms = 0;
         if engaged_ms >= MIN_ENGAGED_MS && self.page_len > 0 {
+            let from = self.w;
             self.open(b"engagement", now);
             self.raw(b",\"engaged_ms\":");
             self.num(engaged_ms);
-            self.commit();
+            self.commit(from);
         }
     }
 
-    /// A custom event on the current page: its name at field 0 and its props after it; or,
-    /// for an outbound click, `Outbound Link: Click` with the `href` at field 4 as prop `url`.
-    /// Returns whether it was queued: not when the page is not tracked, nor without a name.
+    /// A custom event on the current page, its name at field [`tally::NAME`] and its props
+    /// after it; or, for an outbound click, `Outbound Link: Click` with the link's `href` (at
+    /// the same field) as prop `url`. Returns whether it was queued: not when the page is not
+    /// tracked, nor without a name.
     fn event(&mut self, now: u64, outbound: bool) -> bool {
-        let (a, b) = (self.a(0), self.cut(self.a(0), self.b(0), MAX_NAME));
+        let n = tally::NAME;
+        let (a, b) = (self.a(n), self.cut(self.a(n), self.b(n), MAX_NAME));
         if self.page_len == 0 || !outbound && !(a..b).any(|i| self.m[i & MASK] > b' ') {
             return false;
         }
+        let from = self.w;
         self.open(b"event", now);
         self.raw(b",\"name\":\"");
         if outbound {
             self.raw(b"Outbound Link: Click\",\"props\":{\"url\":\"");
-            self.text(self.a(4), self.cut(self.a(4), self.b(4), MAX_VALUE));
+            self.text(a, self.cut(a, self.b(n), MAX_VALUE));
             self.raw(b"\"}");
         } else {
             self.text(a, b);
             self.put(b'"');
-            self.props();
+            self.props(n + 1);
         }
-        self.commit()
+        self.commit(from)
     }
 
-    /// Writes the props of a custom event as its `"props"` member, from field 1 on: for each
-    /// prop its key, its type (the second letter of JavaScript's `typeof`: `t` string, `u`
-    /// number (or function), `o` boolean) and its value as text. Props that break a limit
+    /// Writes the props of a custom event as its `"props"` member, from field `k` on: for
+    /// each prop its key, its type (the second letter of JavaScript's `typeof`: `t` string,
+    /// `u` number (or function), `o` boolean) and its value as text. Props that break a limit
     /// are dropped, and so are numbers that are not finite (or functions): a number is kept
     /// when it starts with a digit or `-` and ends with a digit (`3`, `-0.5`, `1e+21`; not
     /// `NaN`, `-Infinity`, `x=>1`). Strings are cut. Nothing is written when no prop is left.
-    fn props(&mut self) {
-        let (mut n, mut k) = (0, 1);
-        while self.a(k + 2) <= self.end {
-            let (key, ke) = (self.a(k), self.b(k));
-            let kind = self.m[self.a(k + 1) & MASK];
-            let (v, ve) = (self.a(k + 2), self.b(k + 2));
-            k += 3;
+    fn props(&mut self, k: usize) {
+        // The fields are read in order: each ends at the next NUL.
+        let (mut n, mut i) = (0, self.a(k));
+        loop {
+            let (key, ke) = (i, self.next(i));
+            let kind = self.m[(ke + 1) & MASK];
+            let v = self.next(ke + 1) + 1;
+            let ve = self.next(v);
+            if n == MAX_PROPS || v > self.end {
+                break;
+            }
+            i = ve + 1;
             let (first, last) = (self.m[v & MASK], self.m[(ve - 1) & MASK]);
             let number = (first == b'-' || first.is_ascii_digit()) && last.is_ascii_digit();
-            if n == MAX_PROPS
-                || key == ke
+            if key == ke
                 || self.cut(key, ke, MAX_KEY) < ke
                 || !(kind == b't' || kind == b'o' || kind == b'u' && v < ve && number)
             {
