@@ -137,7 +137,9 @@ pub async fn load_visitors(
                 "SELECT {VISIT_COLUMNS} FROM visits WHERE site_id = $1 AND started_at >= $2 \
                  AND visitor IN ({list})"
             );
+            // A literal list: never the same statement twice, so it is not kept prepared.
             let rows = sqlx::query(&sql)
+                .persistent(false)
                 .bind(site_id)
                 .bind(since)
                 .fetch_all(&mut *conn)
@@ -226,7 +228,7 @@ pub async fn upsert_rollups(
              duration_ms = rollups.duration_ms + excluded.duration_ms, \
              events = rollups.events + excluded.events",
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(false);
         for ((site, grain, dim, bucket, value), c) in part {
             q = q
                 .bind(*site)
@@ -267,7 +269,7 @@ pub async fn upsert_visits(
              events = excluded.events, exit_page = excluded.exit_page, \
              pages = excluded.pages, marks = excluded.marks",
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(false);
         for (site, visitor, v) in part {
             q = q
                 .bind(*site)
@@ -320,6 +322,7 @@ pub async fn mark_rolled(conn: &mut AnyConnection, seqs: &[i64]) -> Result<(), S
             .collect::<Vec<_>>()
             .join(" OR ");
         sqlx::query(&format!("UPDATE events SET rolled = 1 WHERE {cond}"))
+            .persistent(false)
             .execute(&mut *conn)
             .await?;
     }

@@ -90,7 +90,11 @@ pub async fn load(
             out
         }
     };
-    let mut query = sqlx::query(&sql).bind(site_id).bind(since).bind(to);
+    let mut query = sqlx::query(&sql)
+        .persistent(false)
+        .bind(site_id)
+        .bind(since)
+        .bind(to);
     for v in &values {
         // An empty marker stands for the sub-query's own (site, since, to).
         if v.is_empty() {

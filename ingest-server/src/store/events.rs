@@ -69,8 +69,35 @@ const COLUMNS: &[&str] = &[
     "engaged_ms",
 ];
 
-/// Rows per INSERT statement (keeps the bound parameters under every database's limit).
-const ROWS_PER_STATEMENT: usize = 250;
+/// Rows per INSERT statement, largest first: a batch is written as statements of these
+/// sizes only (250 keeps the bound parameters under every database's limit), so that each
+/// connection keeps at most this many insert statements prepared, whatever the batch sizes.
+const STATEMENT_ROWS: [usize; 4] = [250, 50, 10, 1];
+
+/// `events` cut into pieces of [`STATEMENT_ROWS`] sizes, largest first.
+fn statement_chunks<'a, T>(mut events: &'a [T]) -> impl Iterator<Item = &'a [T]> + 'a {
+    std::iter::from_fn(move || {
+        let size = STATEMENT_ROWS.into_iter().find(|&n| n <= events.len())?;
+        let (chunk, rest) = events.split_at(size);
+        events = rest;
+        Some(chunk)
+    })
+}
+
+/// The insert statement of `rows` rows (one of [`STATEMENT_ROWS`]), built once.
+fn cached_insert_sql(rows: usize, dialect: Dialect) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<(usize, Dialect, String)>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        STATEMENT_ROWS
+            .into_iter()
+            .flat_map(|n| [Dialect::Sqlite, Dialect::Postgres].map(|d| (n, d, insert_sql(n, d))))
+            .collect()
+    });
+    all.iter()
+        .find(|(n, d, _)| *n == rows && *d == dialect)
+        .map(|(_, _, sql)| sql.as_str())
+        .unwrap_or_default()
+}
 
 /// The multi-row insert. SQLite gets plain `?` placeholders: with numbered ones the driver
 /// looks every parameter up by name, which costs time quadratic in the statement's size.
@@ -100,9 +127,8 @@ impl Store {
         let stored_at = crate::now_ms();
         let mut inserted = HashSet::with_capacity(events.len());
         let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(chunk.len(), self.dialect);
-            let mut query = sqlx::query(&sql);
+        for chunk in statement_chunks(events) {
+            let mut query = sqlx::query(cached_insert_sql(chunk.len(), self.dialect));
             for e in chunk {
                 query = query
                     .bind(e.id.as_str())
@@ -275,6 +301,29 @@ mod tests {
         let sql = insert_sql(2, Dialect::Sqlite);
         assert_eq!(sql.matches('?').count(), 2 * n);
         assert!(sql.ends_with("ON CONFLICT (id) DO NOTHING RETURNING id"));
-        assert!(ROWS_PER_STATEMENT * COLUMNS.len() < 32_766);
+        assert!(STATEMENT_ROWS[0] * COLUMNS.len() < 32_766);
+        assert_eq!(
+            cached_insert_sql(10, Dialect::Sqlite),
+            insert_sql(10, Dialect::Sqlite)
+        );
+    }
+
+    #[test]
+    fn batches_are_cut_into_statements_of_fixed_sizes() {
+        for n in [0, 1, 9, 10, 11, 61, 250, 311, 1000, 1234] {
+            let events: Vec<usize> = (0..n).collect();
+            let sizes: Vec<usize> = statement_chunks(&events).map(<[usize]>::len).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            assert!(
+                sizes.iter().all(|s| STATEMENT_ROWS.contains(s)),
+                "{sizes:?}"
+            );
+            assert!(
+                sizes.windows(2).all(|w| w[0] >= w[1]),
+                "largest first: {sizes:?}"
+            );
+            let rows: Vec<usize> = statement_chunks(&events).flatten().copied().collect();
+            assert_eq!(rows, events, "every event once, in order");
+        }
     }
 }

@@ -26,7 +26,8 @@ impl Store {
             sql.push_str(
                 " ON CONFLICT (site_id, bucket, reason) DO UPDATE SET n = drops.n + excluded.n",
             );
-            let mut query = sqlx::query(&sql);
+            // Statements of every length would fill each connection's statement cache.
+            let mut query = sqlx::query(&sql).persistent(false);
             for r in chunk {
                 query = query
                     .bind(r.site_id)
@@ -95,7 +96,7 @@ impl Store {
             " ON CONFLICT (site_id) DO UPDATE SET batch = excluded.batch, at = excluded.at \
              WHERE edge_batches.at <= excluded.at",
         );
-        let mut query = sqlx::query(&sql).bind(batch).bind(at);
+        let mut query = sqlx::query(&sql).persistent(false).bind(batch).bind(at);
         for id in ids {
             query = query.bind(id);
         }
