@@ -539,9 +539,12 @@ async fn sighup_reloads_and_no_secret_is_stored_logged_or_sent() {
     above: 0
     notify:
       - webhook: {}
+      - email: ops@example.com
 ",
         webhook.url
     );
+    let sink = SmtpSink::start();
+    let smtp = sink.url();
     let file = write_monitors(dir.path(), &purchase);
     let log = dir.path().join("server.log");
 
@@ -565,7 +568,11 @@ async fn sighup_reloads_and_no_secret_is_stored_logged_or_sent() {
 
     let server = ChildServer::start(
         &db.url,
-        &[("TALLY_MONITORS", &file), ("TALLY_REDACT", "coupon")],
+        &[
+            ("TALLY_MONITORS", &file),
+            ("TALLY_REDACT", "coupon"),
+            ("TALLY_SMTP_URL", &smtp),
+        ],
         &log,
     );
     let client = reqwest::Client::new();
@@ -592,6 +599,7 @@ async fn sighup_reloads_and_no_secret_is_stored_logged_or_sent() {
         webhook.received().len() == 1
     })
     .await;
+    wait_until(10, "the purchases e-mail", || sink.messages().len() == 1).await;
 
     // What the API shows holds no secret either.
     let (_, trace) = get_json(
@@ -604,8 +612,9 @@ async fn sighup_reloads_and_no_secret_is_stored_logged_or_sent() {
     let (_, monitors) = get_json(&client, &format!("{}/api/monitors", server.base), &key).await;
     assert_eq!(monitors[0]["state"], "firing");
     let shown = format!(
-        "{trace}{monitors}{}",
-        serde_json::to_string(&webhook.received()).expect("json")
+        "{trace}{monitors}{}{}",
+        serde_json::to_string(&webhook.received()).expect("json"),
+        sink.messages().concat()
     );
 
     // SIGHUP with an invalid file: refused, the running monitors stay.
@@ -678,7 +687,7 @@ async fn sighup_reloads_and_no_secret_is_stored_logged_or_sent() {
     let db_file = PathBuf::from(db.url.strip_prefix("sqlite://").expect("sqlite url"));
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![
         ("log".into(), std::fs::read(&log).expect("log")),
-        ("api and webhook".into(), shown.into_bytes()),
+        ("api, webhook and e-mail".into(), shown.into_bytes()),
     ];
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let path = PathBuf::from(format!("{}{suffix}", db_file.display()));
