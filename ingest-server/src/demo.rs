@@ -389,8 +389,8 @@ pub async fn fill(store: &Store, site_id: i64, days: u32) -> Result<DemoOutcome,
         let target = (1_500.0 * day_factor(day, 0.01, ago)) as usize;
         let events = generator.day(day, target, now);
         for part in events.chunks(5_000) {
-            let refs: Vec<&NewEvent> = part.iter().collect();
-            written += store.insert_events(&refs).await?.len() as u64;
+            let inserted = store.insert_events(part.to_vec()).await?;
+            written += inserted.iter().filter(|&&new| new).count() as u64;
         }
     }
     crate::rollup::roll_up_now(store).await?;

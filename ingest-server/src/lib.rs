@@ -71,6 +71,7 @@ pub async fn serve(
     app.sites.reload(&store).await?;
     let maintenance = tokio::spawn(maintenance::run(app.clone()));
     let roller = tokio::spawn(rollup::run(store.clone()));
+    let checkpointer = tokio::spawn(maintenance::checkpoints(store.clone()));
     let drops = app.drops.clone();
     let drop_flusher = tokio::spawn(trace::drops::run(drops.clone(), store.clone()));
     let monitor_tasks = app.monitors.configured().then(|| {
@@ -93,6 +94,7 @@ pub async fn serve(
     tracing::info!("stopped accepting; writing queued events");
     maintenance.abort();
     roller.abort();
+    checkpointer.abort();
     drop_flusher.abort();
     for task in monitor_tasks.iter().flatten() {
         task.abort();

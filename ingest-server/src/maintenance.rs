@@ -23,6 +23,18 @@ pub async fn run(app: App) {
     }
 }
 
+/// SQLite's write-ahead log copied back into the database every second (see
+/// [`Store::checkpoint`](crate::store::Store::checkpoint)). Runs until the task is aborted.
+pub async fn checkpoints(store: crate::store::Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log");
+        }
+    }
+}
+
 async fn once_a_minute(app: &App) -> Result<(), crate::store::StoreError> {
     let now = crate::now_ms();
     let salts = app.store.delete_old_salts(now).await?;

@@ -205,24 +205,36 @@ impl Writer {
         tracing::info!("writer drained and stopped");
     }
 
-    async fn write(&self, jobs: Vec<Job>) {
-        let events: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
+    async fn write(&self, mut jobs: Vec<Job>) {
+        // The events move to the store; each job keeps its count (and its permit, so the
+        // queue's room comes back only after the commit).
+        let mut events = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
+        let counts: Vec<usize> = jobs
+            .iter_mut()
+            .map(|job| {
+                let n = job.events.len();
+                events.append(&mut job.events);
+                n
+            })
+            .collect();
+        let total = events.len();
         let started = Instant::now();
-        let result = self.store.insert_events(&events).await;
+        let result = self.store.insert_events(events).await;
         let elapsed = started.elapsed();
         match result {
-            Ok(mut inserted) => {
+            Ok(inserted) => {
                 self.health.failing.store(false, Ordering::Relaxed);
                 self.health
                     .last_commit_ms
                     .store(crate::now_ms().max(0) as u64, Ordering::Relaxed);
-                self.metrics.observe_commit(events.len(), elapsed);
-                for job in jobs {
+                self.metrics.observe_commit(total, elapsed);
+                let mut flags = inserted.iter();
+                for (job, n) in jobs.into_iter().zip(counts) {
                     // An id that repeats within the batch counts for its first job only.
-                    let accepted = job.events.iter().filter(|e| inserted.remove(&e.id)).count();
+                    let accepted = flags.by_ref().take(n).filter(|&&new| new).count();
                     let outcome = Outcome {
                         accepted,
-                        duplicates: job.events.len() - accepted,
+                        duplicates: n - accepted,
                     };
                     let _ = job.reply.send(Ok(outcome));
                 }
@@ -230,7 +242,7 @@ impl Writer {
             Err(err) => {
                 self.health.failing.store(true, Ordering::Relaxed);
                 self.metrics.commit_failures.inc();
-                tracing::error!(error = %err, events = events.len(), "batch could not be written");
+                tracing::error!(error = %err, events = total, "batch could not be written");
                 let failed = WriteFailed(err.to_string());
                 for job in jobs {
                     let _ = job.reply.send(Err(failed.clone()));

@@ -1,14 +1,16 @@
 //! The rollup worker: a background task that counts stored events into visits and rollups.
 //!
 //! The ingest writer only inserts raw events (its throughput is untouched). This worker takes
-//! the events not yet counted (`rolled = 0`, a partial index) in `seq` order, a chunk at a
-//! time, and in ONE transaction: loads the visits of the chunk's visitors, applies the events
-//! ([`model`], pure), upserts the rollup rows (`n = n + excluded.n`, hourly, daily and monthly
-//! grains), upserts the visits and marks the events counted. A crash anywhere rolls the whole
+//! the events not yet counted in `seq` order, a chunk at a
+//! time: loads the visits of the chunk's visitors, applies the events ([`model`], pure), and in
+//! ONE transaction upserts the rollup rows (`n = n + excluded.n`, hourly, daily and monthly
+//! grains), upserts the visits and marks the events counted (PostgreSQL flags each event;
+//! SQLite moves one mark, `rollup_lock.upto`, see migration 0004). A crash anywhere rolls the whole
 //! chunk back, so every event is counted exactly once.
 //!
-//! Only one roller may run at a time per database: on SQLite the transaction starts by writing
-//! `rollup_lock` (taking the write lock); on PostgreSQL it takes
+//! Only one roller may count at a time per database. On SQLite the round reads and counts in
+//! a snapshot and writes in a short transaction that first checks and moves the
+//! `rollup_lock` stamp (see [`roll_chunk_sqlite`]); on PostgreSQL it takes
 //! `pg_try_advisory_xact_lock` and skips the round when another server holds it.
 //!
 //! Limits: an event that arrives more than a day after its visitor's earlier events (the
@@ -22,6 +24,7 @@
 pub mod model;
 pub mod store;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::store::{Dialect, Store, StoreError};
@@ -42,35 +45,21 @@ pub enum Round {
     Busy,
 }
 
-/// Counts up to `limit` waiting events in one transaction.
+/// Counts up to `limit` waiting events.
 pub async fn roll_chunk(store: &Store, limit: i64) -> Result<Round, StoreError> {
-    let mut tx = store.pool.begin().await?;
     match store.dialect {
-        Dialect::Sqlite => {
-            sqlx::query("UPDATE rollup_lock SET at = $1 WHERE id = 1")
-                .bind(crate::now_ms())
-                .execute(&mut *tx)
-                .await?;
-        }
-        Dialect::Postgres => {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                .bind(PG_LOCK_KEY)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !got {
-                tx.rollback().await?;
-                return Ok(Round::Busy);
-            }
-        }
+        Dialect::Sqlite => roll_chunk_sqlite(store, limit).await,
+        Dialect::Postgres => roll_chunk_postgres(store, limit).await,
     }
-    let (events, seqs) = store::unrolled(&mut tx, limit).await?;
-    if seqs.is_empty() {
-        tx.rollback().await?;
-        return Ok(Round::Rolled(0));
-    }
-    let mut visitors = store::load_visitors(&mut tx, &events).await?;
+}
+
+/// The visits and rollup contributions of `events`, applied to `visitors`.
+fn count(
+    events: &[model::Ev],
+    visitors: &mut HashMap<(i64, i64), model::Visitor>,
+) -> (model::Acc, Vec<(i64, i64, model::Visit)>) {
     let mut acc = model::Acc::default();
-    for ev in &events {
+    for ev in events {
         if let Some(v) = visitors.get_mut(&(ev.site_id, ev.visitor)) {
             v.apply(ev, Some(&mut acc));
         }
@@ -81,6 +70,68 @@ pub async fn roll_chunk(store: &Store, limit: i64) -> Result<Round, StoreError> 
             changed.push((v.site_id, v.visitor, visit));
         }
     }
+    (acc, changed)
+}
+
+/// SQLite has one writer at a time, and the ingest writer must not wait behind a long
+/// transaction. So the round reads (events, visits) in a read transaction, a WAL snapshot
+/// that blocks nobody, counts outside any transaction, and only then writes, in a short
+/// transaction taken through the store's write gate. The write goes ahead only if no other
+/// roller wrote since the snapshot (`rollup_lock.at` is unchanged); else the round is `Busy`
+/// and its work is thrown away, so nothing is counted twice.
+async fn roll_chunk_sqlite(store: &Store, limit: i64) -> Result<Round, StoreError> {
+    let mut read = store.pool.begin().await?;
+    let (stamp, upto): (i64, i64) = sqlx::query_as("SELECT at, upto FROM rollup_lock WHERE id = 1")
+        .fetch_one(&mut *read)
+        .await?;
+    let (events, seqs) = store::unrolled(&mut read, Some(upto), limit).await?;
+    let Some(&last) = seqs.last() else {
+        read.rollback().await?;
+        return Ok(Round::Rolled(0));
+    };
+    let mut visitors = store::load_visitors(&mut read, &events).await?;
+    read.rollback().await?;
+    let (acc, changed) = count(&events, &mut visitors);
+
+    let _gate = store.write_gate().lock().await;
+    let mut tx = store.pool.begin().await?;
+    // Claims the round and moves the mark past the counted events in one statement.
+    let claimed = sqlx::query("UPDATE rollup_lock SET at = $1, upto = $2 WHERE id = 1 AND at = $3")
+        .bind(crate::now_ms().max(stamp + 1))
+        .bind(last)
+        .bind(stamp)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if claimed == 0 {
+        tx.rollback().await?;
+        return Ok(Round::Busy);
+    }
+    store::upsert_rollups(&mut tx, store.dialect, &acc).await?;
+    store::upsert_visits(&mut tx, store.dialect, &changed).await?;
+    tx.commit().await?;
+    Ok(Round::Rolled(seqs.len() as u64))
+}
+
+/// PostgreSQL: one transaction holding an advisory lock (readers and writers of other rows
+/// are not blocked by it); another server's roller makes the round `Busy`.
+async fn roll_chunk_postgres(store: &Store, limit: i64) -> Result<Round, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(PG_LOCK_KEY)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !got {
+        tx.rollback().await?;
+        return Ok(Round::Busy);
+    }
+    let (events, seqs) = store::unrolled(&mut tx, None, limit).await?;
+    if seqs.is_empty() {
+        tx.rollback().await?;
+        return Ok(Round::Rolled(0));
+    }
+    let mut visitors = store::load_visitors(&mut tx, &events).await?;
+    let (acc, changed) = count(&events, &mut visitors);
     store::upsert_rollups(&mut tx, store.dialect, &acc).await?;
     store::upsert_visits(&mut tx, store.dialect, &changed).await?;
     store::mark_rolled(&mut tx, &seqs).await?;

@@ -45,12 +45,28 @@ pub fn ev_from_row(row: &AnyRow) -> Result<Option<Ev>, StoreError> {
 
 /// The oldest events not counted yet, in `seq` order, and the numbers of all of them
 /// (events of an unknown kind are marked counted with the rest, and count for nothing).
+/// SQLite: those numbered above `after` (the rollup mark); PostgreSQL: those not flagged.
 pub async fn unrolled(
     conn: &mut AnyConnection,
+    after: Option<i64>,
     limit: i64,
 ) -> Result<(Vec<Ev>, Vec<i64>), StoreError> {
-    let sql = format!("SELECT {EV_COLUMNS} FROM events WHERE rolled = 0 ORDER BY seq LIMIT $1");
-    let rows = sqlx::query(&sql).bind(limit).fetch_all(&mut *conn).await?;
+    let rows = match after {
+        Some(mark) => {
+            let sql =
+                format!("SELECT {EV_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
+            sqlx::query(&sql)
+                .bind(mark)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        None => {
+            let sql =
+                format!("SELECT {EV_COLUMNS} FROM events WHERE rolled = 0 ORDER BY seq LIMIT $1");
+            sqlx::query(&sql).bind(limit).fetch_all(&mut *conn).await?
+        }
+    };
     let mut events = Vec::with_capacity(rows.len());
     let mut seqs = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -312,7 +328,7 @@ pub fn runs(seqs: &[i64]) -> Vec<(i64, i64)> {
     out
 }
 
-/// Marks exactly the events `seqs` as counted. Ranges are built from the selected numbers
+/// PostgreSQL: marks exactly the events `seqs` as counted. Ranges are built from the selected numbers
 /// only, so an event committed meanwhile in a gap (PostgreSQL sequences) stays waiting.
 pub async fn mark_rolled(conn: &mut AnyConnection, seqs: &[i64]) -> Result<(), StoreError> {
     for part in runs(seqs).chunks(200) {
@@ -341,9 +357,13 @@ impl Store {
 
     /// Events stored but not counted yet.
     pub async fn unrolled_count(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM events WHERE rolled = 0")
-            .fetch_one(&self.pool)
-            .await?;
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM events WHERE seq > (SELECT upto FROM rollup_lock WHERE id = 1)"
+            }
+            Dialect::Postgres => "SELECT COUNT(*) FROM events WHERE rolled = 0",
+        };
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
         Ok(row.try_get(0)?)
     }
 }

@@ -69,7 +69,7 @@ const COLUMNS: &[&str] = &[
     "engaged_ms",
 ];
 
-/// Rows per INSERT statement, largest first: a batch is written as statements of these
+/// Rows per PostgreSQL INSERT statement, largest first: a batch is written as statements of these
 /// sizes only (250 keeps the bound parameters under every database's limit), so that each
 /// connection keeps at most this many insert statements prepared, whatever the batch sizes.
 const STATEMENT_ROWS: [usize; 4] = [250, 50, 10, 1];
@@ -84,24 +84,18 @@ fn statement_chunks<'a, T>(mut events: &'a [T]) -> impl Iterator<Item = &'a [T]>
     })
 }
 
-/// The insert statement of `rows` rows (one of [`STATEMENT_ROWS`]), built once.
-fn cached_insert_sql(rows: usize, dialect: Dialect) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<(usize, Dialect, String)>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        STATEMENT_ROWS
-            .into_iter()
-            .flat_map(|n| [Dialect::Sqlite, Dialect::Postgres].map(|d| (n, d, insert_sql(n, d))))
-            .collect()
-    });
+/// PostgreSQL's insert statement of `rows` rows (one of [`STATEMENT_ROWS`]), built once.
+fn cached_insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| STATEMENT_ROWS.map(|n| (n, insert_sql(n))).to_vec());
     all.iter()
-        .find(|(n, d, _)| *n == rows && *d == dialect)
-        .map(|(_, _, sql)| sql.as_str())
+        .find(|(n, _)| *n == rows)
+        .map(|(_, sql)| sql.as_str())
         .unwrap_or_default()
 }
 
-/// The multi-row insert. SQLite gets plain `?` placeholders: with numbered ones the driver
-/// looks every parameter up by name, which costs time quadratic in the statement's size.
-fn insert_sql(rows: usize, dialect: Dialect) -> String {
+/// PostgreSQL's multi-row insert, returning the ids that were new.
+fn insert_sql(rows: usize) -> String {
     let mut sql = format!("INSERT INTO events ({}) VALUES ", COLUMNS.join(", "));
     let mut n = 0;
     for r in 0..rows {
@@ -109,10 +103,7 @@ fn insert_sql(rows: usize, dialect: Dialect) -> String {
         for c in 0..COLUMNS.len() {
             n += 1;
             let sep = if c == 0 { "" } else { ", " };
-            let _ = match dialect {
-                Dialect::Sqlite => write!(sql, "{sep}?"),
-                Dialect::Postgres => write!(sql, "{sep}${n}"),
-            };
+            let _ = write!(sql, "{sep}${n}");
         }
         sql.push(')');
     }
@@ -120,15 +111,93 @@ fn insert_sql(rows: usize, dialect: Dialect) -> String {
     sql
 }
 
+/// The single-row insert the SQLite writer prepares once and steps for every event.
+fn sqlite_insert_sql() -> String {
+    let params: Vec<String> = (1..=COLUMNS.len()).map(|n| format!("?{n}")).collect();
+    format!(
+        "INSERT INTO events ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING",
+        COLUMNS.join(", "),
+        params.join(", ")
+    )
+}
+
+/// Writes `events` in one transaction on SQLite's own writer connection: one prepared
+/// statement stepped once per event, each step telling whether its row was new.
+pub(super) fn insert_sqlite(
+    conn: &mut rusqlite::Connection,
+    events: &[NewEvent],
+    stored_at: i64,
+) -> rusqlite::Result<Vec<bool>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut inserted = Vec::with_capacity(events.len());
+    {
+        let mut stmt = tx.prepare_cached(&sqlite_insert_sql())?;
+        for e in events {
+            let changed = stmt.execute(rusqlite::params![
+                e.id,
+                e.site_id,
+                e.kind,
+                e.ts,
+                e.client_ts,
+                e.edge_at,
+                e.batch,
+                e.received_at,
+                stored_at,
+                e.visitor,
+                e.path,
+                e.referrer,
+                e.utm_source,
+                e.utm_medium,
+                e.utm_campaign,
+                e.utm_term,
+                e.utm_content,
+                e.country,
+                e.browser,
+                e.os,
+                e.device,
+                e.screen,
+                e.logged_in.map(i64::from),
+                e.name,
+                e.props,
+                e.engaged_ms,
+            ])?;
+            inserted.push(changed == 1);
+        }
+    }
+    tx.commit()?;
+    Ok(inserted)
+}
+
 impl Store {
-    /// Writes `events` in one transaction; returns the ids that were new. Ids already stored
-    /// (or repeated within `events`) are left alone: they are the duplicates.
-    pub async fn insert_events(&self, events: &[&NewEvent]) -> Result<HashSet<String>, StoreError> {
+    /// Writes `events` in one transaction; returns, for each event, whether it was new. Ids
+    /// already stored (or repeated earlier within `events`) are left alone: the duplicates.
+    pub async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<bool>, StoreError> {
         let stored_at = crate::now_ms();
-        let mut inserted = HashSet::with_capacity(events.len());
+        match self.dialect {
+            Dialect::Sqlite => {
+                let writer = self.sqlite_writer()?;
+                let _gate = self.write_gate().lock().await;
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = writer.lock().map_err(|_| StoreError::WriterPoisoned)?;
+                    Ok(insert_sqlite(&mut conn, &events, stored_at)?)
+                })
+                .await
+                .map_err(|_| StoreError::WriterPoisoned)?
+            }
+            Dialect::Postgres => self.insert_postgres(&events, stored_at).await,
+        }
+    }
+
+    /// PostgreSQL: multi-row inserts of fixed sizes, the new ids returned.
+    async fn insert_postgres(
+        &self,
+        events: &[NewEvent],
+        stored_at: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut new_ids = HashSet::with_capacity(events.len());
         let mut tx = self.pool.begin().await?;
         for chunk in statement_chunks(events) {
-            let mut query = sqlx::query(cached_insert_sql(chunk.len(), self.dialect));
+            let mut query = sqlx::query(cached_insert_sql(chunk.len()));
             for e in chunk {
                 query = query
                     .bind(e.id.as_str())
@@ -159,11 +228,12 @@ impl Store {
                     .bind(e.engaged_ms);
             }
             for row in query.fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get::<String, _>(0)?);
+                new_ids.insert(row.try_get::<String, _>(0)?);
             }
         }
         tx.commit().await?;
-        Ok(inserted)
+        // An id repeated within `events` is new for its first occurrence only.
+        Ok(events.iter().map(|e| new_ids.remove(&e.id)).collect())
     }
 
     /// The stored events of a site, oldest first (for `ingest-server events` and tests).
@@ -196,13 +266,26 @@ impl Store {
 
     /// Deletes raw events older than `cutoff_ms` among the oldest 10,000 stored (walking the
     /// primary key, so no index on time alone is needed); called every minute. Only events
-    /// the rollup worker has counted are deleted; rollups are never touched.
+    /// the rollup worker has counted are deleted; rollups are never touched. On SQLite the
+    /// newest event is always kept: its `seq` is what keeps new rows numbered above the
+    /// rollup mark.
     pub async fn prune_events(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let result = sqlx::query(
+        let counted = match self.dialect {
+            Dialect::Sqlite => {
+                "oldest.seq <= (SELECT upto FROM rollup_lock WHERE id = 1) \
+                 AND oldest.seq < (SELECT MAX(seq) FROM events)"
+            }
+            Dialect::Postgres => "oldest.rolled = 1",
+        };
+        let columns = match self.dialect {
+            Dialect::Sqlite => "seq, ts",
+            Dialect::Postgres => "seq, ts, rolled",
+        };
+        let result = sqlx::query(&format!(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM \
-             (SELECT seq, ts, rolled FROM events ORDER BY seq LIMIT 10000) oldest \
-             WHERE oldest.ts < $1 AND oldest.rolled = 1)",
-        )
+             (SELECT {columns} FROM events ORDER BY seq LIMIT 10000) oldest \
+             WHERE oldest.ts < $1 AND {counted})"
+        ))
         .bind(cutoff_ms)
         .execute(&self.pool)
         .await?;
@@ -295,17 +378,14 @@ mod tests {
     #[test]
     fn insert_sql_numbers_every_parameter() {
         let n = COLUMNS.len();
-        let sql = insert_sql(2, Dialect::Postgres);
+        let sql = insert_sql(2);
         assert!(sql.contains(&format!("${}", 2 * n)));
         assert!(!sql.contains(&format!("${}", 2 * n + 1)));
-        let sql = insert_sql(2, Dialect::Sqlite);
-        assert_eq!(sql.matches('?').count(), 2 * n);
         assert!(sql.ends_with("ON CONFLICT (id) DO NOTHING RETURNING id"));
         assert!(STATEMENT_ROWS[0] * COLUMNS.len() < 32_766);
-        assert_eq!(
-            cached_insert_sql(10, Dialect::Sqlite),
-            insert_sql(10, Dialect::Sqlite)
-        );
+        assert_eq!(cached_insert_sql(10), insert_sql(10));
+        let single = sqlite_insert_sql();
+        assert!(single.contains(&format!("?{n})")) && !single.contains(&format!("?{}", n + 1)));
     }
 
     #[test]

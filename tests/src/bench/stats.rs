@@ -92,9 +92,8 @@ async fn load(store: &Store, site_id: i64, events: u64, now: i64) -> anyhow::Res
         let day = today - ago * DAY_MS;
         pending.extend(generator.day(day, (factors[ago as usize] * scale) as usize, now));
         if pending.len() >= 50_000 || ago == 0 {
-            let refs: Vec<&NewEvent> = pending.iter().collect();
-            stored += store.insert_events(&refs).await?.len() as u64;
-            pending.clear();
+            let inserted = store.insert_events(std::mem::take(&mut pending)).await?;
+            stored += inserted.iter().filter(|&&new| new).count() as u64;
         }
         if ago % 60 == 0 {
             eprintln!("  {stored} events stored ({ago} days to go)");
