@@ -12,12 +12,13 @@
 //! than UTC, or RFC 3339 bounds) use hourly rollups, so visitors there are a close
 //! approximation. Bounds are rounded down to the hour.
 //!
-//! What reads what (`cargo run --release -p tally-tests --bin bench -- stats` measures it):
-//! a summary reads ≤ 5 rollup rows; a timeseries ≤ 8,760 (12 months of hours in a zone other
-//! than UTC); a breakdown every (bucket, value) row of its dimension in the range — for pages
-//! on a busy site that is the part that grows (tens of thousands of rows over 30 days or 12
-//! months). Filtered queries other than the rollup shortcut read the raw events of the
-//! visitors that may match, so their cost grows with the traffic in the range.
+//! What reads what (`cargo run --release -p tally-tests --bin bench -- stats` measures it): a
+//! range is read as a few rollup pieces, some subtracted ([`range::pieces`]: 30 days from the
+//! 3rd are a month less two days plus two days; a day in Europe/Berlin is a UTC day less an
+//! hour plus an hour), so a summary reads a handful of rows, a daily timeseries about three
+//! per day in any zone, and a breakdown about that many per value of its dimension.
+//! Filtered queries other than the rollup shortcut read the raw events of the visitors that
+//! may match, so their cost grows with the traffic in the range.
 
 pub mod params;
 pub mod range;

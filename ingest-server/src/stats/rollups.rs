@@ -1,10 +1,12 @@
 //! Reads of the rollups: their cost grows with the number of distinct values in the range
-//! (at most 12 monthly + ~60 daily + ~48 hourly rows per value for any range), never with the
-//! number of events.
+//! (a few monthly, daily and hourly rows per value for any range, see [`pieces`]), never with
+//! the number of events.
+
+use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::range::{pieces, Piece};
+use super::range::{next_bucket, pieces, Piece};
 use crate::rollup::Counts;
 use crate::store::{Store, StoreError};
 
@@ -24,6 +26,25 @@ fn counts(row: &sqlx::any::AnyRow, first: usize) -> Result<Counts, StoreError> {
         duration_ms: row.try_get(first + 5)?,
         events: row.try_get(first + 6)?,
     })
+}
+
+/// The columns of `counts`, negated for a subtracted piece.
+fn count_columns(sign: i64) -> &'static str {
+    if sign < 0 {
+        "-pageviews AS pageviews, -unique_pageviews AS unique_pageviews, \
+         -visitors AS visitors, -visits AS visits, -bounces AS bounces, \
+         -duration_ms AS duration_ms, -events AS events"
+    } else {
+        "pageviews, unique_pageviews, visitors, visits, bounces, duration_ms, events"
+    }
+}
+
+fn signed(c: Counts, sign: i64) -> Counts {
+    if sign < 0 {
+        -c
+    } else {
+        c
+    }
 }
 
 fn piece_cond(p: &Piece) -> String {
@@ -63,8 +84,8 @@ pub async fn totals(
         .fetch_all(&store.pool)
         .await?;
     let mut total = Counts::default();
-    for row in &rows {
-        total += counts(row, 0)?;
+    for (row, p) in rows.iter().zip(&parts) {
+        total += signed(counts(row, 0)?, p.sign);
     }
     Ok(total)
 }
@@ -87,8 +108,8 @@ pub async fn breakdown(
         .iter()
         .map(|p| {
             format!(
-                "SELECT value, pageviews, unique_pageviews, visitors, visits, bounces, \
-                 duration_ms, events FROM rollups WHERE site_id = $1 AND dim = $2 AND {}",
+                "SELECT value, {} FROM rollups WHERE site_id = $1 AND dim = $2 AND {}",
+                count_columns(p.sign),
                 piece_cond(p)
             )
         })
@@ -122,47 +143,58 @@ pub async fn series(
     to: i64,
 ) -> Result<Vec<Counts>, StoreError> {
     let mut out = vec![Counts::default(); starts.len()];
-    // Every bucket's pieces, per grain, sorted (pieces of different buckets never overlap).
-    let mut by_grain: [Vec<(Piece, usize)>; 3] = Default::default();
+    // Which series buckets each rollup row counts towards, and with which sign: neighbouring
+    // buckets may share a row (one adds the hour that the other subtracts).
+    let mut wants: HashMap<(i64, i64), Vec<(usize, i64)>> = HashMap::new();
     for (i, s) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(to);
         for p in pieces(*s, end) {
-            if let Some(list) = by_grain.get_mut(p.grain as usize) {
-                list.push((p, i));
+            for b in p.buckets() {
+                wants.entry((p.grain, b)).or_default().push((i, p.sign));
             }
         }
     }
-    let mut selects = Vec::new();
-    for list in &by_grain {
-        if let (Some(first), Some(last)) = (list.first(), list.last()) {
-            selects.push(format!(
-                "SELECT grain, bucket, pageviews, unique_pageviews, visitors, visits, bounces, \
-                 duration_ms, events FROM rollups WHERE site_id = $1 AND dim = $2 \
-                 AND value = $3 AND grain = {} AND bucket >= {} AND bucket < {}",
-                first.0.grain, first.0.start, last.0.end
-            ));
+    let mut by_grain: [Vec<i64>; 3] = Default::default();
+    for &(grain, bucket) in wants.keys() {
+        if let Some(list) = by_grain.get_mut(grain as usize) {
+            list.push(bucket);
         }
+    }
+    let mut selects = Vec::new();
+    for (grain, list) in by_grain.iter_mut().enumerate() {
+        list.sort_unstable();
+        let (Some(&first), Some(&last)) = (list.first(), list.last()) else {
+            continue;
+        };
+        let grain = grain as i64;
+        let contiguous = list.windows(2).all(|w| next_bucket(grain, w[0]) == w[1]);
+        let buckets = if contiguous {
+            format!("bucket >= {first} AND bucket <= {last}")
+        } else {
+            let list: Vec<String> = list.iter().map(i64::to_string).collect();
+            format!("bucket IN ({})", list.join(","))
+        };
+        selects.push(format!(
+            "SELECT grain, bucket, pageviews, unique_pageviews, visitors, visits, bounces, \
+             duration_ms, events FROM rollups WHERE site_id = $1 AND dim = $2 \
+             AND value = $3 AND grain = {grain} AND {buckets}"
+        ));
     }
     if selects.is_empty() {
         return Ok(out);
     }
     let rows = sqlx::query(&selects.join(" UNION ALL "))
+        .persistent(false)
         .bind(site_id)
         .bind(dim)
         .bind(value)
         .fetch_all(&store.pool)
         .await?;
     for row in &rows {
-        let grain: i64 = row.try_get(0)?;
-        let bucket: i64 = row.try_get(1)?;
-        let Some(list) = by_grain.get(grain as usize) else {
-            continue;
-        };
-        let at = list.partition_point(|(p, _)| p.start <= bucket);
-        if let Some((p, i)) = at.checked_sub(1).and_then(|k| list.get(k)) {
-            if bucket < p.end {
-                out[*i] += counts(row, 2)?;
-            }
+        let key: (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let c = counts(row, 2)?;
+        for &(i, sign) in wants.get(&key).map(Vec::as_slice).unwrap_or_default() {
+            out[i] += signed(c, sign);
         }
     }
     Ok(out)
