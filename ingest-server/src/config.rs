@@ -137,8 +137,9 @@ pub struct Options {
     /// Most events written in one transaction.
     #[arg(long, env = "TALLY_MAX_BATCH", default_value_t = 5_000, global = true)]
     pub max_batch: usize,
-    /// Milliseconds the writer waits to gather a batch.
-    #[arg(long, env = "TALLY_LINGER_MS", default_value_t = 1, global = true)]
+    /// Milliseconds the writer waits for more events before a commit. With 0 it commits what
+    /// is waiting at once, and what arrives during that commit forms the next batch.
+    #[arg(long, env = "TALLY_LINGER_MS", default_value_t = 0, global = true)]
     pub linger_ms: u64,
     /// Monitors file (YAML, CONTRACT §7); read at start and on SIGHUP.
     #[arg(long, env = "TALLY_MONITORS", global = true)]

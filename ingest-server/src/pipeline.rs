@@ -38,7 +38,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             capacity: 50_000,
             max_batch: 5_000,
-            linger: Duration::from_millis(1),
+            linger: Duration::ZERO,
         }
     }
 }
