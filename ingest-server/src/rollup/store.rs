@@ -43,6 +43,34 @@ pub fn ev_from_row(row: &AnyRow) -> Result<Option<Ev>, StoreError> {
     }))
 }
 
+/// [`ev_from_row`] for a row read by rusqlite.
+pub fn ev_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Ev>> {
+    let kind: String = row.get(2)?;
+    let Some(kind) = EvKind::parse(&kind) else {
+        return Ok(None);
+    };
+    let props: Option<String> = row.get(16)?;
+    Ok(Some(Ev {
+        seq: row.get(0)?,
+        site_id: row.get(1)?,
+        kind,
+        ts: row.get(3)?,
+        visitor: row.get(4)?,
+        path: row.get(5)?,
+        referrer: row.get(6)?,
+        utm_source: row.get(7)?,
+        utm_medium: row.get(8)?,
+        utm_campaign: row.get(9)?,
+        country: row.get(10)?,
+        browser: row.get(11)?,
+        os: row.get(12)?,
+        device: row.get(13)?,
+        logged_in: row.get::<_, Option<i64>>(14)?.unwrap_or(0) != 0,
+        name: row.get(15)?,
+        props: Ev::parse_props(props.as_deref()),
+    }))
+}
+
 /// The oldest events not counted yet, in `seq` order, and the numbers of all of them
 /// (events of an unknown kind are marked counted with the rest, and count for nothing).
 /// SQLite: those numbered above `after` (the rollup mark); PostgreSQL: those not flagged.

@@ -12,7 +12,7 @@ use super::params::{Dim, DimKind};
 use crate::rollup::model::{
     floor_day, user_value, Counts, Ev, EvKind, Visit, Visitor, DIRECT, VISIT_GAP_MS,
 };
-use crate::rollup::store::{ev_from_row, EV_COLUMNS};
+use crate::rollup::store::{ev_from_row, ev_from_sqlite, EV_COLUMNS};
 use crate::store::{Dialect, Store, StoreError};
 
 /// The events of a range with the visits they belong to.
@@ -73,30 +73,49 @@ pub async fn load(
             values.extend(v);
         }
     }
-    // Number the placeholders for PostgreSQL; SQLite takes `?` as they are.
-    let sql = match store.dialect {
-        Dialect::Sqlite => sql,
-        Dialect::Postgres => {
-            let mut out = String::with_capacity(sql.len() + 16);
-            let mut n = 0;
-            for ch in sql.chars() {
-                if ch == '?' {
-                    n += 1;
-                    out.push_str(&format!("${n}"));
-                } else {
-                    out.push(ch);
+    if store.dialect == Dialect::Sqlite {
+        // Read and sessionised on a blocking thread, with a connection of its own.
+        return store
+            .sqlite_read(move |conn| {
+                let mut params: Vec<rusqlite::types::Value> =
+                    vec![site_id.into(), since.into(), to.into()];
+                for v in values {
+                    // An empty marker stands for the sub-query's own (site, since, to).
+                    if v.is_empty() {
+                        params.extend([site_id.into(), since.into(), to.into()]);
+                    } else {
+                        params.push(v.into());
+                    }
                 }
-            }
-            out
+                let mut stmt = conn.prepare(&sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                let mut evs = Vec::new();
+                while let Some(row) = rows.next()? {
+                    if let Some(ev) = ev_from_sqlite(row)? {
+                        evs.push(ev);
+                    }
+                }
+                Ok(sessionise(evs))
+            })
+            .await;
+    }
+    // Number the placeholders for PostgreSQL.
+    let mut numbered = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            numbered.push_str(&format!("${n}"));
+        } else {
+            numbered.push(ch);
         }
-    };
-    let mut query = sqlx::query(&sql)
+    }
+    let mut query = sqlx::query(&numbered)
         .persistent(false)
         .bind(site_id)
         .bind(since)
         .bind(to);
     for v in &values {
-        // An empty marker stands for the sub-query's own (site, since, to).
         if v.is_empty() {
             query = query.bind(site_id).bind(since).bind(to);
         } else {

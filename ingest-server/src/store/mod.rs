@@ -52,6 +52,8 @@ pub enum StoreError {
     WriterPoisoned,
     #[error("in-memory SQLite databases are not supported: give a file path")]
     InMemory,
+    #[error("a SQLite read stopped: {0}")]
+    ReadStopped(String),
 }
 
 /// A pool of connections to the events database.
@@ -151,6 +153,29 @@ impl Store {
             .sqlite_writer
             .get_or_init(|| Arc::new(Mutex::new(conn)))
             .clone())
+    }
+
+    /// SQLite: runs `read` on a read-only connection of its own, on a blocking thread, and
+    /// returns what it returns. Reads of many rows take this path: a pool connection hands
+    /// each row from its worker thread to the async side and converts every column, which
+    /// costs several times the read itself.
+    pub async fn sqlite_read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let path = self.sqlite_path.clone().ok_or(StoreError::InMemory)?;
+        tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            read(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::ReadStopped(e.to_string()))?
     }
 
     /// Applies the embedded migrations that have not run yet.
