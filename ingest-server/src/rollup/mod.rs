@@ -157,7 +157,11 @@ pub async fn roll_up_now(store: &Store) -> Result<u64, StoreError> {
     roll_up_all(store, CHUNK).await
 }
 
-/// The background worker: a round every 250 ms; while chunks come full, the next round
+/// How often the background worker looks for new events. Short rounds keep each of its write
+/// transactions short: the ingest writer waits for one at most.
+pub const ROUND: Duration = Duration::from_millis(50);
+
+/// The background worker: a round every [`ROUND`]; while chunks come full, the next round
 /// follows after twice the time the last one took, so that the roller holds SQLite's write
 /// lock at most a third of the time and the ingest writer keeps its throughput (under a
 /// sustained flood the rollups lag and catch up afterwards). Runs until aborted.
@@ -168,7 +172,7 @@ pub async fn run(store: Store) {
             Ok(Round::Rolled(n)) if n as i64 >= CHUNK => {
                 (started.elapsed() * 2).max(Duration::from_millis(10))
             }
-            Ok(_) => Duration::from_millis(250),
+            Ok(_) => ROUND,
             Err(e) => {
                 tracing::warn!(error = %e, "rolling up events");
                 Duration::from_secs(1)
