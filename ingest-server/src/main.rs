@@ -7,12 +7,6 @@ use ingest_server::config::{Cli, Command, Config, KeyCommand, SiteCommand};
 use ingest_server::store::Store;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than the system allocator: the request path allocates many small,
-/// short-lived buffers, which glibc's allocator serves slower and returns to the system
-/// less readily (see the README's benchmark figures).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
