@@ -184,7 +184,7 @@ pub async fn raw_totals(
     to: i64,
 ) -> Result<Counts, StoreError> {
     let data = raw::load(store, site_id, from, to, filters).await?;
-    let map = raw::aggregate(&data, from, to, filters, None, &|_| Some(0));
+    let map = raw::aggregate_off_thread(data, from, to, filters.to_vec(), None, None).await?;
     Ok(map.into_values().fold(Counts::default(), |mut a, c| {
         a += c;
         a
@@ -218,8 +218,15 @@ pub async fn timeseries(store: &Store, site_id: i64, p: &Params) -> Result<Vec<P
         Some((dim, value)) => rollups::series(store, site_id, dim, value, &starts, p.to).await?,
         None => {
             let data = raw::load(store, site_id, p.from, p.to, &p.filters).await?;
-            let bucket_of = |ts: i64| starts.partition_point(|s| *s <= ts).checked_sub(1);
-            let map = raw::aggregate(&data, p.from, p.to, &p.filters, None, &bucket_of);
+            let map = raw::aggregate_off_thread(
+                data,
+                p.from,
+                p.to,
+                p.filters.clone(),
+                None,
+                Some(starts.clone()),
+            )
+            .await?;
             let mut out = vec![Counts::default(); starts.len()];
             for ((b, _), c) in map {
                 out[b] += c;
@@ -278,7 +285,15 @@ pub async fn raw_breakdown(
     dim: &Dim,
 ) -> Result<Vec<(String, Counts)>, StoreError> {
     let data = raw::load(store, site_id, p.from, p.to, &p.filters).await?;
-    let map = raw::aggregate(&data, p.from, p.to, &p.filters, Some(dim), &|_| Some(0));
+    let map = raw::aggregate_off_thread(
+        data,
+        p.from,
+        p.to,
+        p.filters.clone(),
+        Some(dim.clone()),
+        None,
+    )
+    .await?;
     let mut rows: Vec<(String, Counts)> = map.into_iter().map(|((_, v), c)| (v, c)).collect();
     sort_rows(&mut rows);
     Ok(rows)

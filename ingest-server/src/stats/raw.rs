@@ -157,6 +157,28 @@ fn value_of<'a>(dim: &Dim, ev: &'a Ev, visit: &'a Visit) -> Option<&'a str> {
     }
 }
 
+/// [`aggregate`] on a blocking thread (over a busy range it is a good part of a second of
+/// CPU, which must not hold up the request handlers sharing a runtime thread). `starts` are
+/// the first instants of the buckets, ascending; without them everything is bucket 0.
+pub async fn aggregate_off_thread(
+    raw: Raw,
+    from: i64,
+    to: i64,
+    filters: Vec<(Dim, String)>,
+    group: Option<Dim>,
+    starts: Option<Vec<i64>>,
+) -> Result<HashMap<(usize, String), Counts>, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let bucket_of = |ts: i64| match &starts {
+            Some(starts) => starts.partition_point(|s| *s <= ts).checked_sub(1),
+            None => Some(0),
+        };
+        aggregate(&raw, from, to, &filters, group.as_ref(), &bucket_of)
+    })
+    .await
+    .map_err(|e| StoreError::ReadStopped(e.to_string()))
+}
+
 /// Counts per (bucket, value of `group`) of what passes `filters` in `[from, to)`. Without
 /// `group`, the value is `""`. `bucket_of` places an instant in a bucket.
 pub fn aggregate(
