@@ -75,42 +75,55 @@ fn count(
 
 /// SQLite has one writer at a time, and the ingest writer must not wait behind a long
 /// transaction. So the round reads (events, visits) in a read transaction, a WAL snapshot
-/// that blocks nobody, counts outside any transaction, and only then writes, in a short
-/// transaction taken through the store's write gate. The write goes ahead only if no other
-/// roller wrote since the snapshot (`rollup_lock.at` is unchanged); else the round is `Busy`
-/// and its work is thrown away, so nothing is counted twice.
+/// that blocks nobody, and counts, on a blocking thread with a connection of its own; only
+/// then it writes, in a short transaction on the writer connection, taken through the
+/// store's write gate. The write goes ahead only if no other roller wrote since the snapshot
+/// (`rollup_lock.at` is unchanged); else the round is `Busy` and its work is thrown away, so
+/// nothing is counted twice. Every statement is a prepared rusqlite one: through the pool,
+/// each row crossed a channel between threads and each statement of many rows was parsed
+/// anew, and the writer waited for all of it.
 async fn roll_chunk_sqlite(store: &Store, limit: i64) -> Result<Round, StoreError> {
-    let mut read = store.pool.begin().await?;
-    let (stamp, upto): (i64, i64) = sqlx::query_as("SELECT at, upto FROM rollup_lock WHERE id = 1")
-        .fetch_one(&mut *read)
+    let read = store
+        .sqlite_roller_read(move |conn| {
+            let read = conn.transaction()?;
+            let (stamp, upto): (i64, i64) = read
+                .prepare_cached("SELECT at, upto FROM rollup_lock WHERE id = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (events, seqs) = store::unrolled_sqlite(&read, upto, limit)?;
+            let Some(&last) = seqs.last() else {
+                return Ok(None);
+            };
+            let mut visitors = store::load_visitors_sqlite(&read, &events)?;
+            read.rollback()?;
+            let (acc, changed) = count(&events, &mut visitors);
+            Ok(Some((stamp, last, seqs.len() as u64, acc, changed)))
+        })
         .await?;
-    let (events, seqs) = store::unrolled(&mut read, Some(upto), limit).await?;
-    let Some(&last) = seqs.last() else {
-        read.rollback().await?;
+    let Some((stamp, last, n, acc, changed)) = read else {
         return Ok(Round::Rolled(0));
     };
-    let mut visitors = store::load_visitors(&mut read, &events).await?;
-    read.rollback().await?;
-    let (acc, changed) = count(&events, &mut visitors);
-
-    let _gate = store.write_gate().lock().await;
-    let mut tx = store.pool.begin().await?;
-    // Claims the round and moves the mark past the counted events in one statement.
-    let claimed = sqlx::query("UPDATE rollup_lock SET at = $1, upto = $2 WHERE id = 1 AND at = $3")
-        .bind(crate::now_ms().max(stamp + 1))
-        .bind(last)
-        .bind(stamp)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if claimed == 0 {
-        tx.rollback().await?;
-        return Ok(Round::Busy);
-    }
-    store::upsert_rollups(&mut tx, store.dialect, &acc).await?;
-    store::upsert_visits(&mut tx, store.dialect, &changed).await?;
-    tx.commit().await?;
-    Ok(Round::Rolled(seqs.len() as u64))
+    store
+        .sqlite_write(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Claims the round and moves the mark past the counted events in one statement.
+            let claimed = tx
+                .prepare_cached(
+                    "UPDATE rollup_lock SET at = ?1, upto = ?2 WHERE id = 1 AND at = ?3",
+                )?
+                .execute(rusqlite::params![
+                    crate::now_ms().max(stamp + 1),
+                    last,
+                    stamp
+                ])?;
+            if claimed == 0 {
+                return Ok(Round::Busy);
+            }
+            store::upsert_rollups_sqlite(&tx, &acc)?;
+            store::upsert_visits_sqlite(&tx, &changed)?;
+            tx.commit()?;
+            Ok(Round::Rolled(n))
+        })
+        .await
 }
 
 /// PostgreSQL: one transaction holding an advisory lock (readers and writers of other rows
@@ -125,7 +138,7 @@ async fn roll_chunk_postgres(store: &Store, limit: i64) -> Result<Round, StoreEr
         tx.rollback().await?;
         return Ok(Round::Busy);
     }
-    let (events, seqs) = store::unrolled(&mut tx, None, limit).await?;
+    let (events, seqs) = store::unrolled(&mut tx, limit).await?;
     if seqs.is_empty() {
         tx.rollback().await?;
         return Ok(Round::Rolled(0));

@@ -72,34 +72,40 @@ pub fn ev_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Ev>> {
 }
 
 /// The oldest events not counted yet, in `seq` order, and the numbers of all of them
-/// (events of an unknown kind are marked counted with the rest, and count for nothing).
-/// SQLite: those numbered above `after` (the rollup mark); PostgreSQL: those not flagged.
+/// (events of an unknown kind are counted with the rest, and count for nothing).
+/// PostgreSQL: the events not flagged.
 pub async fn unrolled(
     conn: &mut AnyConnection,
-    after: Option<i64>,
     limit: i64,
 ) -> Result<(Vec<Ev>, Vec<i64>), StoreError> {
-    let rows = match after {
-        Some(mark) => {
-            let sql =
-                format!("SELECT {EV_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
-            sqlx::query(&sql)
-                .bind(mark)
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?
-        }
-        None => {
-            let sql =
-                format!("SELECT {EV_COLUMNS} FROM events WHERE rolled = 0 ORDER BY seq LIMIT $1");
-            sqlx::query(&sql).bind(limit).fetch_all(&mut *conn).await?
-        }
-    };
+    let sql = format!("SELECT {EV_COLUMNS} FROM events WHERE rolled = 0 ORDER BY seq LIMIT $1");
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(&mut *conn).await?;
     let mut events = Vec::with_capacity(rows.len());
     let mut seqs = Vec::with_capacity(rows.len());
     for row in &rows {
         seqs.push(row.try_get(0)?);
         if let Some(ev) = ev_from_row(row)? {
+            events.push(ev);
+        }
+    }
+    Ok((events, seqs))
+}
+
+/// [`unrolled`] for SQLite: the events numbered above `after` (the rollup mark).
+pub fn unrolled_sqlite(
+    conn: &rusqlite::Connection,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<Ev>, Vec<i64>), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EV_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
+    let mut rows = stmt.query(rusqlite::params![after, limit])?;
+    let mut events = Vec::new();
+    let mut seqs = Vec::new();
+    while let Some(row) = rows.next()? {
+        seqs.push(row.get(0)?);
+        if let Some(ev) = ev_from_sqlite(row)? {
             events.push(ev);
         }
     }
@@ -151,12 +157,42 @@ fn visit_from_row(row: &AnyRow) -> Result<(i64, Visit), StoreError> {
     ))
 }
 
-/// A [`Visitor`] for every (site, visitor) of `events`, with the stored visits that may
-/// matter: those that started since the UTC day before the oldest event.
-pub async fn load_visitors(
-    conn: &mut AnyConnection,
-    events: &[Ev],
-) -> Result<HashMap<(i64, i64), Visitor>, StoreError> {
+/// [`visit_from_row`] for a row read by rusqlite.
+fn visit_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Visit)> {
+    let pages: String = row.get(16)?;
+    let marks: String = row.get(17)?;
+    Ok((
+        row.get(0)?,
+        Visit {
+            started_at: row.get(1)?,
+            last_at: row.get(2)?,
+            pageviews: row.get(3)?,
+            events: row.get(4)?,
+            entry_page: row.get(5)?,
+            exit_page: row.get(6)?,
+            referrer: row.get(7)?,
+            utm_source: row.get(8)?,
+            utm_medium: row.get(9)?,
+            utm_campaign: row.get(10)?,
+            country: row.get(11)?,
+            browser: row.get(12)?,
+            os: row.get(13)?,
+            device: row.get(14)?,
+            logged_in: row.get::<_, i64>(15)? != 0,
+            pages: hashes(&pages),
+            marks: hashes(&marks),
+        },
+    ))
+}
+
+/// The visitors of a round, by (site, visitor id).
+pub type Visitors = HashMap<(i64, i64), Visitor>;
+
+/// The stored visits a round needs, as queries: a fresh [`Visitor`] for every (site,
+/// visitor) of `events`, and per site the visits that may matter (those that started since
+/// the UTC day before the oldest event), as SQL selecting [`VISIT_COLUMNS`] with the site
+/// and that start as parameters 1 and 2.
+fn visit_queries(events: &[Ev]) -> (Visitors, Vec<(i64, i64, String)>) {
     let mut out: HashMap<(i64, i64), Visitor> = HashMap::new();
     let mut per_site: BTreeMap<i64, (i64, Vec<i64>)> = BTreeMap::new();
     for ev in events {
@@ -169,30 +205,65 @@ pub async fn load_visitors(
             entry.0 = entry.0.min(ev.ts);
         }
     }
+    let mut queries = Vec::new();
     for (site_id, (min_ts, visitors)) in per_site {
         let since = floor_day(min_ts) - DAY_MS;
         for part in visitors.chunks(500) {
-            let list = part
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            let sql = format!(
-                "SELECT {VISIT_COLUMNS} FROM visits WHERE site_id = $1 AND started_at >= $2 \
-                 AND visitor IN ({list})"
-            );
-            // A literal list: never the same statement twice, so it is not kept prepared.
-            let rows = sqlx::query(&sql)
-                .persistent(false)
-                .bind(site_id)
-                .bind(since)
-                .fetch_all(&mut *conn)
-                .await?;
-            for row in &rows {
-                let (visitor, visit) = visit_from_row(row)?;
-                if let Some(v) = out.get_mut(&(site_id, visitor)) {
-                    v.load(visit);
-                }
+            let mut list = String::with_capacity(part.len() * 20);
+            for (i, v) in part.iter().enumerate() {
+                let _ = write!(list, "{}{v}", if i == 0 { "" } else { "," });
+            }
+            queries.push((
+                site_id,
+                since,
+                format!(
+                    "SELECT {VISIT_COLUMNS} FROM visits WHERE site_id = $1 AND started_at >= $2 \
+                     AND visitor IN ({list})"
+                ),
+            ));
+        }
+    }
+    (out, queries)
+}
+
+/// A [`Visitor`] for every (site, visitor) of `events`, with the stored visits that may
+/// matter (see [`visit_queries`]).
+pub async fn load_visitors(
+    conn: &mut AnyConnection,
+    events: &[Ev],
+) -> Result<Visitors, StoreError> {
+    let (mut out, queries) = visit_queries(events);
+    for (site_id, since, sql) in queries {
+        // A literal list: never the same statement twice, so it is not kept prepared.
+        let rows = sqlx::query(&sql)
+            .persistent(false)
+            .bind(site_id)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in &rows {
+            let (visitor, visit) = visit_from_row(row)?;
+            if let Some(v) = out.get_mut(&(site_id, visitor)) {
+                v.load(visit);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`load_visitors`] for SQLite.
+pub fn load_visitors_sqlite(
+    conn: &rusqlite::Connection,
+    events: &[Ev],
+) -> Result<Visitors, StoreError> {
+    let (mut out, queries) = visit_queries(events);
+    for (site_id, since, sql) in queries {
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params![site_id, since])?;
+        while let Some(row) = rows.next()? {
+            let (visitor, visit) = visit_from_sqlite(row)?;
+            if let Some(v) = out.get_mut(&(site_id, visitor)) {
+                v.load(visit);
             }
         }
     }
@@ -245,33 +316,44 @@ pub fn expand(acc: &Acc) -> HashMap<RollupKey, Counts> {
     rows
 }
 
+const ROLLUP_INSERT: &str = "INSERT INTO rollups (site_id, grain, dim, bucket, value, \
+    pageviews, unique_pageviews, visitors, visits, bounces, duration_ms, events) VALUES ";
+const ROLLUP_CONFLICT: &str = " ON CONFLICT (site_id, grain, dim, bucket, value) DO UPDATE SET \
+    pageviews = rollups.pageviews + excluded.pageviews, \
+    unique_pageviews = rollups.unique_pageviews + excluded.unique_pageviews, \
+    visitors = rollups.visitors + excluded.visitors, \
+    visits = rollups.visits + excluded.visits, \
+    bounces = rollups.bounces + excluded.bounces, \
+    duration_ms = rollups.duration_ms + excluded.duration_ms, \
+    events = rollups.events + excluded.events";
+const VISIT_INSERT: &str = "INSERT INTO visits (site_id, visitor, started_at, last_at, \
+    pageviews, events, entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign, \
+    country, browser, os, device, logged_in, pages, marks) VALUES ";
+const VISIT_CONFLICT: &str = " ON CONFLICT (site_id, visitor, started_at) DO UPDATE SET \
+    last_at = excluded.last_at, pageviews = excluded.pageviews, \
+    events = excluded.events, exit_page = excluded.exit_page, \
+    pages = excluded.pages, marks = excluded.marks";
+
+/// The rows `acc` adds to, without those it leaves as they are.
+fn rollup_rows(acc: &Acc) -> Vec<(RollupKey, Counts)> {
+    expand(acc)
+        .into_iter()
+        .filter(|(_, c)| !c.is_zero())
+        .collect()
+}
+
 /// Adds `acc` to the rollups.
 pub async fn upsert_rollups(
     conn: &mut AnyConnection,
     dialect: Dialect,
     acc: &Acc,
 ) -> Result<(), StoreError> {
-    let rows: Vec<(RollupKey, Counts)> = expand(acc)
-        .into_iter()
-        .filter(|(_, c)| !c.is_zero())
-        .collect();
+    let rows = rollup_rows(acc);
     const PER_STATEMENT: usize = 1_000;
     for part in rows.chunks(PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO rollups (site_id, grain, dim, bucket, value, pageviews, \
-             unique_pageviews, visitors, visits, bounces, duration_ms, events) VALUES ",
-        );
+        let mut sql = String::from(ROLLUP_INSERT);
         sql.push_str(&values(dialect, part.len(), 12));
-        sql.push_str(
-            " ON CONFLICT (site_id, grain, dim, bucket, value) DO UPDATE SET \
-             pageviews = rollups.pageviews + excluded.pageviews, \
-             unique_pageviews = rollups.unique_pageviews + excluded.unique_pageviews, \
-             visitors = rollups.visitors + excluded.visitors, \
-             visits = rollups.visits + excluded.visits, \
-             bounces = rollups.bounces + excluded.bounces, \
-             duration_ms = rollups.duration_ms + excluded.duration_ms, \
-             events = rollups.events + excluded.events",
-        );
+        sql.push_str(ROLLUP_CONFLICT);
         let mut q = sqlx::query(&sql).persistent(false);
         for ((site, grain, dim, bucket, value), c) in part {
             q = q
@@ -293,6 +375,31 @@ pub async fn upsert_rollups(
     Ok(())
 }
 
+/// [`upsert_rollups`] for SQLite: one prepared single-row upsert, stepped per row (a
+/// statement of many rows is parsed anew every time, which costs more than the steps).
+pub fn upsert_rollups_sqlite(conn: &rusqlite::Connection, acc: &Acc) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{ROLLUP_INSERT}(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12){ROLLUP_CONFLICT}"
+    ))?;
+    for ((site, grain, dim, bucket, value), c) in rollup_rows(acc) {
+        stmt.execute(rusqlite::params![
+            site,
+            grain,
+            dim,
+            bucket,
+            value,
+            c.pageviews,
+            c.unique_pageviews,
+            c.visitors,
+            c.visits,
+            c.bounces,
+            c.duration_ms,
+            c.events,
+        ])?;
+    }
+    Ok(())
+}
+
 /// Inserts or updates visits (keyed by site, visitor and start).
 pub async fn upsert_visits(
     conn: &mut AnyConnection,
@@ -301,18 +408,9 @@ pub async fn upsert_visits(
 ) -> Result<(), StoreError> {
     const COLUMNS: usize = 19;
     for part in visits.chunks(200) {
-        let mut sql = String::from(
-            "INSERT INTO visits (site_id, visitor, started_at, last_at, pageviews, events, \
-             entry_page, exit_page, referrer, utm_source, utm_medium, utm_campaign, country, \
-             browser, os, device, logged_in, pages, marks) VALUES ",
-        );
+        let mut sql = String::from(VISIT_INSERT);
         sql.push_str(&values(dialect, part.len(), COLUMNS));
-        sql.push_str(
-            " ON CONFLICT (site_id, visitor, started_at) DO UPDATE SET \
-             last_at = excluded.last_at, pageviews = excluded.pageviews, \
-             events = excluded.events, exit_page = excluded.exit_page, \
-             pages = excluded.pages, marks = excluded.marks",
-        );
+        sql.push_str(VISIT_CONFLICT);
         let mut q = sqlx::query(&sql).persistent(false);
         for (site, visitor, v) in part {
             q = q
@@ -337,6 +435,42 @@ pub async fn upsert_visits(
                 .bind(hashes_text(&v.marks));
         }
         q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// [`upsert_visits`] for SQLite, one prepared single-row upsert stepped per visit.
+pub fn upsert_visits_sqlite(
+    conn: &rusqlite::Connection,
+    visits: &[(i64, i64, Visit)],
+) -> rusqlite::Result<()> {
+    let params: Vec<String> = (1..=19).map(|n| format!("?{n}")).collect();
+    let mut stmt = conn.prepare_cached(&format!(
+        "{VISIT_INSERT}({}){VISIT_CONFLICT}",
+        params.join(", ")
+    ))?;
+    for (site, visitor, v) in visits {
+        stmt.execute(rusqlite::params![
+            site,
+            visitor,
+            v.started_at,
+            v.last_at,
+            v.pageviews,
+            v.events,
+            v.entry_page,
+            v.exit_page,
+            v.referrer,
+            v.utm_source,
+            v.utm_medium,
+            v.utm_campaign,
+            v.country,
+            v.browser,
+            v.os,
+            v.device,
+            i64::from(v.logged_in),
+            hashes_text(&v.pages),
+            hashes_text(&v.marks),
+        ])?;
     }
     Ok(())
 }

@@ -175,14 +175,8 @@ impl Store {
         let stored_at = crate::now_ms();
         match self.dialect {
             Dialect::Sqlite => {
-                let writer = self.sqlite_writer()?;
-                let _gate = self.write_gate().lock().await;
-                tokio::task::spawn_blocking(move || {
-                    let mut conn = writer.lock().map_err(|_| StoreError::WriterPoisoned)?;
-                    Ok(insert_sqlite(&mut conn, &events, stored_at)?)
-                })
-                .await
-                .map_err(|_| StoreError::WriterPoisoned)?
+                self.sqlite_write(move |conn| Ok(insert_sqlite(conn, &events, stored_at)?))
+                    .await
             }
             Dialect::Postgres => self.insert_postgres(&events, stored_at).await,
         }

@@ -56,6 +56,9 @@ pub enum StoreError {
     ReadStopped(String),
 }
 
+/// Work for the rollup worker's reading thread (see [`Store::sqlite_roller_read`]).
+type RollerJob = Box<dyn FnOnce(&mut rusqlite::Connection) + Send>;
+
 /// A pool of connections to the events database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -64,6 +67,8 @@ pub struct Store {
     /// SQLite: the database file, and the connection that writes raw events.
     sqlite_path: Option<PathBuf>,
     sqlite_writer: Arc<OnceLock<Arc<Mutex<rusqlite::Connection>>>>,
+    /// SQLite: the rollup worker's reading thread, started on first use.
+    sqlite_roller: Arc<OnceLock<std::sync::mpsc::Sender<RollerJob>>>,
     /// SQLite: taken by the event writer and the rollup worker around their write
     /// transactions, so that they take turns in order instead of sleeping in SQLite's busy
     /// handler (which backs off by whole milliseconds).
@@ -125,34 +130,96 @@ impl Store {
             dialect,
             sqlite_path,
             sqlite_writer: Arc::default(),
+            sqlite_roller: Arc::default(),
             write_gate: Arc::default(),
         })
     }
 
-    /// The gate the big writers of a SQLite database take turns through.
-    pub fn write_gate(&self) -> &tokio::sync::Mutex<()> {
-        &self.write_gate
-    }
-
-    /// SQLite's event writer connection, opened on first use.
-    fn sqlite_writer(&self) -> Result<Arc<Mutex<rusqlite::Connection>>, StoreError> {
-        if let Some(conn) = self.sqlite_writer.get() {
-            return Ok(conn.clone());
-        }
+    /// A new SQLite connection with the pool's settings: WAL, each commit durable before it
+    /// is acknowledged.
+    fn open_sqlite(&self) -> Result<rusqlite::Connection, StoreError> {
         let path = self
             .sqlite_path
             .as_ref()
             .ok_or(StoreError::WriterPoisoned)?;
         let conn = rusqlite::Connection::open(path)?;
-        // As the pool's connections: WAL, each commit durable before it is acknowledged.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; \
              PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
         )?;
-        Ok(self
-            .sqlite_writer
-            .get_or_init(|| Arc::new(Mutex::new(conn)))
-            .clone())
+        Ok(conn)
+    }
+
+    /// SQLite: runs `write` on the writer connection, on a blocking thread, after taking
+    /// the write gate (held until `write` returns). The event writer and the rollup worker
+    /// write this way, one after the other, each in one transaction of its own.
+    pub async fn sqlite_write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writer = match self.sqlite_writer.get() {
+            Some(conn) => conn.clone(),
+            None => {
+                let conn = self.open_sqlite()?;
+                self.sqlite_writer
+                    .get_or_init(|| Arc::new(Mutex::new(conn)))
+                    .clone()
+            }
+        };
+        let _gate = self.write_gate.lock().await;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().map_err(|_| StoreError::WriterPoisoned)?;
+            write(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::WriterPoisoned)?
+    }
+
+    /// SQLite: runs `read` on the rollup worker's reading thread, with its connection (kept
+    /// open between rounds, so that its statements stay prepared). That thread runs at a
+    /// lower priority than the rest of the server (nice 9 on Linux): counting is
+    /// background work, and on a busy machine it gives way to the request handlers and the
+    /// event writer, which the clients are waiting for. Its writes do not run there: they
+    /// go through [`Store::sqlite_write`] at normal priority, since they hold the write gate.
+    pub async fn sqlite_roller_read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let jobs = match self.sqlite_roller.get() {
+            Some(jobs) => jobs.clone(),
+            None => {
+                let jobs = self.start_roller()?;
+                self.sqlite_roller.get_or_init(|| jobs).clone()
+            }
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::ReadStopped("the rollup thread stopped".into());
+        jobs.send(Box::new(move |conn| {
+            let _ = reply.send(read(conn));
+        }))
+        .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Starts the rollup worker's reading thread; it ends when the last sender is dropped.
+    fn start_roller(&self) -> Result<std::sync::mpsc::Sender<RollerJob>, StoreError> {
+        let mut conn = self.open_sqlite()?;
+        let (jobs, queue) = std::sync::mpsc::channel::<RollerJob>();
+        std::thread::Builder::new()
+            .name("tally-rollup".into())
+            .spawn(move || {
+                background_priority();
+                for job in queue {
+                    // A job that panics loses its answer (its caller gets an error); the
+                    // thread and its connection carry on.
+                    let _ =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                }
+            })
+            .map_err(|e| StoreError::ReadStopped(format!("starting the rollup thread: {e}")))?;
+        Ok(jobs)
     }
 
     /// SQLite: runs `read` on a read-only connection of its own, on a blocking thread, and
@@ -217,3 +284,17 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// Lowers the calling thread's scheduling priority to that of background work (nice 10 on
+/// Linux). Where that is not possible, the thread keeps its priority.
+fn background_priority() {
+    use thread_priority::{set_current_thread_priority, ThreadPriority, ThreadPriorityValue};
+    if let Ok(value) = ThreadPriorityValue::try_from(BACKGROUND_PRIORITY) {
+        if let Err(e) = set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
+            tracing::debug!(error = ?e, "lowering the rollup thread's priority");
+        }
+    }
+}
+
+/// The cross-platform priority (0 lowest to 99 highest) of the rollup worker's thread.
+const BACKGROUND_PRIORITY: u8 = 25;

@@ -902,6 +902,52 @@ async fn concurrent_rollers_count_each_event_once_postgres() {
     concurrent_rollers(Kind::Postgres).await;
 }
 
+/// SQLite: the rollup worker reads and counts on a thread of its own, at a lower scheduling
+/// priority than the threads that serve requests and write events (background work gives
+/// way to them on a busy machine).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_sqlite_roller_counts_at_background_priority() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let store = db.store().await;
+    let (site, _) = store.add_site("example.com").await.expect("site");
+    let events = random_fixture(site.id, 0x0b5e_7a11);
+    store.insert_events(events.clone()).await.expect("insert");
+    assert_eq!(
+        roll_up_now(&store).await.expect("roll up"),
+        events.len() as u64
+    );
+    // The niceness of each of this process's threads (field 19 of /proc/self/task/T/stat,
+    // counted after the parenthesised name).
+    let nice = |name: &str| -> Vec<i64> {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            if comm.trim() == name {
+                out.extend(fields.get(16).and_then(|f| f.parse::<i64>().ok()));
+            }
+        }
+        out
+    };
+    let roller = nice("tally-rollup");
+    // (Other tests of this process may have rollup threads of their own.)
+    assert!(!roller.is_empty(), "no rollup thread");
+    assert!(
+        roller.iter().all(|&n| n > 0),
+        "rollup threads' niceness {roller:?}"
+    );
+    // The writer and the request handlers keep the normal priority.
+    assert!(nice("tokio-runtime-w").iter().all(|&n| n == 0));
+}
+
 /// Every raw event pruned, then new ones stored: they are still counted. (SQLite counts up
 /// to a mark on the event numbers, and a table emptied of its newest row would number the
 /// next one again from below the mark.)

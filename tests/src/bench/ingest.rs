@@ -346,6 +346,52 @@ pub async fn open_loop(base: &str, rate: u64, seconds: u64) -> (f64, f64, f64, u
     )
 }
 
+/// The server's commit-time histogram: (upper bound in seconds, cumulative count) per bucket.
+async fn commit_buckets(base: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("tally_commit_seconds_bucket{le=\"") else {
+            continue;
+        };
+        let Some((le, count)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse()?
+        };
+        out.push((le, count.trim().parse()?));
+    }
+    Ok(out)
+}
+
+/// The commits between two snapshots of [`commit_buckets`]: how many, the bucket holding
+/// the 99th percentile and the bucket of the slowest.
+fn commit_summary(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
+    let diff: Vec<(f64, u64)> = after
+        .iter()
+        .zip(before)
+        .map(|((le, a), (_, b))| (*le, a.saturating_sub(*b)))
+        .collect();
+    let total = diff.last().map_or(0, |d| d.1);
+    let at = |q: f64| {
+        let want = (total as f64 * q).ceil() as u64;
+        diff.iter()
+            .find(|d| d.1 >= want)
+            .map_or(f64::INFINITY, |d| d.0 * 1000.0)
+    };
+    format!(
+        "{total} commits, p99 <= {:.1} ms, slowest <= {:.1} ms",
+        at(0.99),
+        at(1.0)
+    )
+}
+
 /// Waits until the server's rollup worker has counted every stored event; returns the
 /// backlog found at the start and the seconds it took.
 pub async fn wait_for_rollups(database_url: &str) -> anyhow::Result<(i64, f64)> {
@@ -437,6 +483,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Row>> {
             backlog as f64 / secs
         ),
     ));
+    let before = commit_buckets(&server.base).await?;
     let (p50, p99, achieved, errors) = open_loop(&server.base, settings.rate, s).await;
     rows.push(Row::new(
         format!(
@@ -444,6 +491,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Row>> {
             settings.rate
         ),
         format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
+    ));
+    let after = commit_buckets(&server.base).await?;
+    rows.push(Row::new(
+        "commits during that phase (from /metrics): count, 99th percentile bucket, slowest bucket",
+        commit_summary(&before, &after),
     ));
     if let Some(rss) = server.peak_rss_mib() {
         rows.push(Row::new(
