@@ -31,6 +31,7 @@ pub struct Metrics {
     pub rejected: Family<Reason, Counter>,
     pub bots: Counter,
     pub queue_depth: Gauge<i64, AtomicI64>,
+    pub rollup_backlog: Gauge<i64, AtomicI64>,
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
     pub commit_failures: Counter,
@@ -69,6 +70,12 @@ impl Default for Metrics {
             "Events waiting for the writer",
             queue_depth.clone(),
         );
+        let rollup_backlog = Gauge::default();
+        registry.register(
+            "rollup_backlog",
+            "Events stored but not counted into the rollups yet (the stats lag by them)",
+            rollup_backlog.clone(),
+        );
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
             "batch_size",
@@ -94,6 +101,7 @@ impl Default for Metrics {
             rejected,
             bots,
             queue_depth,
+            rollup_backlog,
             batch_size,
             commit_seconds,
             commit_failures,

@@ -38,8 +38,18 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// `GET /metrics`: the counters, and the gauges read now (the writer's queue, the events
+/// the rollup worker has still to count; when the database does not answer that within a
+/// second, the backlog keeps its last value).
 pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
     app.metrics.queue_depth.set(app.pipeline.depth() as i64);
+    match tokio::time::timeout(Duration::from_secs(1), app.store.unrolled_count()).await {
+        Ok(Ok(n)) => {
+            app.metrics.rollup_backlog.set(n);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: counting the rollup backlog"),
+        Err(_) => tracing::warn!("metrics: counting the rollup backlog timed out"),
+    }
     (
         [(
             header::CONTENT_TYPE,

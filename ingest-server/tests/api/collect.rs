@@ -477,6 +477,8 @@ async fn metrics_count_what_was_sent() {
     );
     assert_eq!(value("tally_events_bot_total"), 2.0);
     assert_eq!(value("tally_queue_depth"), 0.0);
+    // This router runs no rollup worker: the three new events wait to be counted.
+    assert_eq!(value("tally_rollup_backlog"), 3.0);
     // Two commits of three events each: the new ones, then their duplicates.
     assert_eq!(value("tally_batch_size_count"), 2.0);
     assert_eq!(value("tally_batch_size_sum"), 6.0);
@@ -484,4 +486,21 @@ async fn metrics_count_what_was_sent() {
     assert!(value("tally_commit_seconds_sum") > 0.0);
     assert_eq!(value("tally_commit_failures_total"), 0.0);
     assert_eq!(stored(&f.store).await, 3);
+
+    // Once they are counted, the backlog reads 0.
+    ingest_server::rollup::roll_up_now(&f.store)
+        .await
+        .expect("roll up");
+    let response = f
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).expect("req"))
+        .await
+        .expect("metrics");
+    let bytes = response.into_body().collect().await.expect("body");
+    let text = String::from_utf8(bytes.to_bytes().to_vec()).expect("utf8");
+    assert!(
+        text.lines().any(|l| l == "tally_rollup_backlog 0"),
+        "{text}"
+    );
 }
