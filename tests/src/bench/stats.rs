@@ -12,7 +12,8 @@
 //!    Filtered queries that are answered from raw events are reported separately.
 //!
 //! `TALLY_BENCH_STATS_EVENTS` overrides the number of events (e.g. 200000 for a quick run);
-//! `TALLY_BENCH_SQLITE=0` / `TALLY_BENCH_PG=0` skip a database.
+//! `TALLY_BENCH_SQLITE=0` / `TALLY_BENCH_PG=0` skip a database; `TALLY_BENCH_SQLITE_PATH`
+//! keeps the SQLite database at that path (a new file) for a closer look afterwards.
 
 use std::time::Instant;
 
@@ -42,7 +43,10 @@ pub async fn run(events: u64) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let dir = tempfile::tempdir()?;
     if std::env::var("TALLY_BENCH_SQLITE").as_deref() != Ok("0") {
-        let url = format!("sqlite://{}", dir.path().join("stats.db").display());
+        let path = std::env::var("TALLY_BENCH_SQLITE_PATH")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| dir.path().join("stats.db"));
+        let url = format!("sqlite://{}", path.display());
         rows.extend(run_on("sqlite", &url, events).await?);
     }
     if std::env::var("TALLY_BENCH_PG").as_deref() != Ok("0") {
