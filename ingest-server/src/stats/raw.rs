@@ -203,10 +203,11 @@ pub fn aggregate(
             .all(|(d, want)| v.value(d.as_str()) == Some(want.as_str()))
     };
     let by_page = group.is_some_and(|d| d.as_str() == "page");
-    let mut out: HashMap<(usize, String), Counts> = HashMap::new();
+    // Keys borrow the events' own strings: nothing is allocated per event.
+    let mut out: HashMap<(usize, &str), Counts> = HashMap::new();
     let mut matched: HashSet<(usize, usize)> = HashSet::new();
-    let mut seen_visitors: HashSet<(i64, i64, String)> = HashSet::new();
-    let mut seen_pages: HashSet<(usize, usize, String)> = HashSet::new();
+    let mut seen_visitors: HashSet<(i64, i64, &str)> = HashSet::new();
+    let mut seen_pages: HashSet<(usize, usize, &str, &str)> = HashSet::new();
     for (ev, vi, si) in &raw.events {
         if ev.kind == EvKind::Engagement {
             continue;
@@ -229,11 +230,11 @@ pub fn aggregate(
             Some(d) => value_of(d, ev, visit),
         };
         let Some(g) = g else { continue };
-        let c = out.entry((b, g.to_string())).or_default();
+        let c = out.entry((b, g)).or_default();
         let pageview = ev.kind == EvKind::Pageview;
         if pageview {
             c.pageviews += 1;
-            if seen_pages.insert((*vi, *si, format!("{}\u{0}{g}", ev.path))) {
+            if seen_pages.insert((*vi, *si, ev.path.as_str(), g)) {
                 c.unique_pageviews += 1;
                 if by_page {
                     c.visits += 1;
@@ -244,9 +245,7 @@ pub fn aggregate(
         }
         let counts_visitor = pageview || !by_page;
         let visitor = raw.visitors[*vi].visitor;
-        if counts_visitor
-            && seen_visitors.insert((visitor, floor_day(visit.started_at), g.to_string()))
-        {
+        if counts_visitor && seen_visitors.insert((visitor, floor_day(visit.started_at), g)) {
             c.visitors += 1;
         }
     }
@@ -268,11 +267,13 @@ pub fn aggregate(
             let (Some(g), Some(b)) = (g, bucket_of(visit.started_at)) else {
                 continue;
             };
-            let c = out.entry((b, g.to_string())).or_default();
+            let c = out.entry((b, g)).or_default();
             c.visits += 1;
             c.bounces += i64::from(visit.is_bounce());
             c.duration_ms += visit.duration_ms();
         }
     }
-    out
+    out.into_iter()
+        .map(|((b, g), c)| ((b, g.to_string()), c))
+        .collect()
 }
