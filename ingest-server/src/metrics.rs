@@ -23,6 +23,19 @@ pub struct Source {
     pub source: &'static str,
 }
 
+/// Label of the request-time histogram: the route answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Route {
+    pub route: &'static str,
+}
+
+/// Upper bounds (seconds) of the request-time buckets: fine around the few milliseconds a
+/// collect request takes (its batch's commit included), coarse beyond.
+const REQUEST_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5,
+];
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -35,6 +48,7 @@ pub struct Metrics {
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
     pub commit_failures: Counter,
+    pub request_seconds: Family<Route, Histogram>,
 }
 
 impl Default for Metrics {
@@ -94,6 +108,15 @@ impl Default for Metrics {
             "Batches that could not be committed",
             commit_failures.clone(),
         );
+        let request_seconds = Family::<Route, Histogram>::new_with_constructor(
+            (|| Histogram::new(REQUEST_BUCKETS.into_iter())) as fn() -> Histogram,
+        );
+        registry.register(
+            "request_seconds",
+            "Time from a collect request's arrival to its answer (for an accepted event, after \
+             its batch committed), by route",
+            request_seconds.clone(),
+        );
         Metrics {
             registry,
             accepted,
@@ -105,6 +128,7 @@ impl Default for Metrics {
             batch_size,
             commit_seconds,
             commit_failures,
+            request_seconds,
         }
     }
 }
@@ -113,6 +137,12 @@ impl Metrics {
     pub fn observe_commit(&self, events: usize, elapsed: Duration) {
         self.batch_size.observe(events as f64);
         self.commit_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_request(&self, route: &'static str, elapsed: Duration) {
+        self.request_seconds
+            .get_or_create(&Route { route })
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn reject(&self, reason: &'static str, events: u64) {

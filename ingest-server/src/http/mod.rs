@@ -20,12 +20,19 @@ pub mod ops;
 pub mod stats;
 pub mod trace;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::app::App;
+use crate::metrics::Metrics;
 
 pub fn router(app: App) -> Router {
     let sites = app.sites.clone();
@@ -41,15 +48,37 @@ pub fn router(app: App) -> Router {
                 .and_then(collect::url_host)
                 .is_some_and(|host| sites.knows_host(&host))
         }));
+    let timed = |route: &'static str| from_fn_with_state((app.metrics.clone(), route), time);
     Router::new()
-        .route("/api/event", post(collect::collect).layer(cors))
-        .route(tally_core::edge::BATCH_PATH, post(edge::batch))
+        .route(
+            "/api/event",
+            post(collect::collect)
+                .layer(cors)
+                .layer(timed("/api/event")),
+        )
+        .route(
+            tally_core::edge::BATCH_PATH,
+            post(edge::batch).layer(timed(tally_core::edge::BATCH_PATH)),
+        )
         .route("/api/edge/sites", get(edge::sites))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .merge(read_api())
         .merge(assets::router(&app))
         .with_state(app)
+}
+
+/// Records how long `route` took to answer, from the request's arrival (its body not read
+/// yet) to the response (`tally_request_seconds`).
+async fn time(
+    State((metrics, route)): State<(Arc<Metrics>, &'static str)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let res = next.run(req).await;
+    metrics.observe_request(route, started.elapsed());
+    res
 }
 
 /// The routes that need the stats key. They answer any origin: the key travels in the

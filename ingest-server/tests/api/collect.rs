@@ -485,6 +485,13 @@ async fn metrics_count_what_was_sent() {
     assert_eq!(value("tally_commit_seconds_count"), 2.0);
     assert!(value("tally_commit_seconds_sum") > 0.0);
     assert_eq!(value("tally_commit_failures_total"), 0.0);
+    // Every collect request is timed, refused ones included; the edge route saw none.
+    assert_eq!(
+        value(r#"tally_request_seconds_count{route="/api/event"}"#),
+        5.0
+    );
+    assert!(value(r#"tally_request_seconds_sum{route="/api/event"}"#) > 0.0);
+    assert!(!text.contains(r#"route="/api/edge/batch""#), "{text}");
     assert_eq!(stored(&f.store).await, 3);
 
     // Once they are counted, the backlog reads 0.

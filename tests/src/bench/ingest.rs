@@ -346,18 +346,21 @@ pub async fn open_loop(base: &str, rate: u64, seconds: u64) -> (f64, f64, f64, u
     )
 }
 
-/// The server's commit-time histogram: (upper bound in seconds, cumulative count) per bucket.
-async fn commit_buckets(base: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+/// A histogram of the server's `/metrics`, by name and the labels that follow `le` (`""`
+/// or `,route="…"`): (upper bound in seconds, cumulative count) per bucket.
+async fn buckets(base: &str, name: &str, labels: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let suffix = format!("\"{labels}}} ");
     let text = reqwest::get(format!("{base}/metrics"))
         .await?
         .text()
         .await?;
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("tally_commit_seconds_bucket{le=\"") else {
+        let Some(rest) = line.strip_prefix(&prefix) else {
             continue;
         };
-        let Some((le, count)) = rest.split_once("\"} ") else {
+        let Some((le, count)) = rest.split_once(&suffix) else {
             continue;
         };
         let le = if le == "+Inf" {
@@ -370,9 +373,9 @@ async fn commit_buckets(base: &str) -> anyhow::Result<Vec<(f64, u64)>> {
     Ok(out)
 }
 
-/// The commits between two snapshots of [`commit_buckets`]: how many, the bucket holding
-/// the 99th percentile and the bucket of the slowest.
-fn commit_summary(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
+/// The observations between two snapshots of [`buckets`]: how many, the buckets holding the
+/// median and the 99th percentile, and the bucket of the slowest.
+fn bucket_summary(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
     let diff: Vec<(f64, u64)> = after
         .iter()
         .zip(before)
@@ -386,7 +389,8 @@ fn commit_summary(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
             .map_or(f64::INFINITY, |d| d.0 * 1000.0)
     };
     format!(
-        "{total} commits, p99 <= {:.1} ms, slowest <= {:.1} ms",
+        "{total}, p50 <= {:.1} ms, p99 <= {:.1} ms, slowest <= {:.1} ms",
+        at(0.5),
         at(0.99),
         at(1.0)
     )
@@ -483,7 +487,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Row>> {
             backlog as f64 / secs
         ),
     ));
-    let before = commit_buckets(&server.base).await?;
+    const COMMITS: (&str, &str) = ("tally_commit_seconds", "");
+    const REQUESTS: (&str, &str) = ("tally_request_seconds", ",route=\"/api/event\"");
+    let commits_before = buckets(&server.base, COMMITS.0, COMMITS.1).await?;
+    let requests_before = buckets(&server.base, REQUESTS.0, REQUESTS.1).await?;
     let (p50, p99, achieved, errors) = open_loop(&server.base, settings.rate, s).await;
     rows.push(Row::new(
         format!(
@@ -492,10 +499,15 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Row>> {
         ),
         format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
     ));
-    let after = commit_buckets(&server.base).await?;
+    let commits_after = buckets(&server.base, COMMITS.0, COMMITS.1).await?;
+    let requests_after = buckets(&server.base, REQUESTS.0, REQUESTS.1).await?;
     rows.push(Row::new(
-        "commits during that phase (from /metrics): count, 99th percentile bucket, slowest bucket",
-        commit_summary(&before, &after),
+        "that phase as the server timed it (arrival to answer, from /metrics): requests, buckets",
+        bucket_summary(&requests_before, &requests_after),
+    ));
+    rows.push(Row::new(
+        "commits during that phase (from /metrics): count, buckets",
+        bucket_summary(&commits_before, &commits_after),
     ));
     if let Some(rss) = server.peak_rss_mib() {
         rows.push(Row::new(
