@@ -16,7 +16,9 @@ before(async () => {
   const c = collector.port;
   pages['/'] = snippet(c, '', "tally('event','Signup',{plan:'pro',seats:3,trial:true,nested:{a:1}});tally('user',true)");
   pages['/about'] = pages['/'];
-  for (const name of ['dnt', 'gpc', 'ignore', 'webdriver', 'excluded']) pages[`/${name}`] = snippet(c, 'data-exclude="/excluded,/admin/*"');
+  for (const name of ['dnt', 'gpc', 'ignore', 'webdriver', 'excluded', 'local']) pages[`/${name}`] = snippet(c, 'data-exclude="/excluded,/admin/*"');
+  pages['/local-allowed'] = snippet(c, 'data-allow-local');
+  pages['/spa-off'] = snippet(c, 'data-spa="off"');
 });
 
 after(async () => {
@@ -101,16 +103,17 @@ test('a visit: page view, queued event with props, SPA navigations, outbound cli
   }
 });
 
-async function sendsNothing(path, { automation = false, init } = {}) {
+async function sendsNothing(path, { automation = false, init, base = url('') } = {}) {
   const { browser, context } = await launch({ automation });
   try {
     const page = await context.newPage();
     if (init) await page.addInitScript(init);
     const before = collector.posts().length;
     const assets = collector.requests.length;
-    await page.goto(url(path), { waitUntil: 'load' });
-    // t.js and the wasm were loaded, then nothing was sent, even on leaving.
-    await until(() => collector.requests.length >= assets + 2, 5000);
+    await page.goto(base + path, { waitUntil: 'load' });
+    // t.js was loaded (it does not even fetch the wasm on a page it does not track, except
+    // for an excluded path), then nothing was sent, even on leaving.
+    await until(() => collector.requests.length >= assets + 1, 5000);
     await page.evaluate(() => tally('event', 'Nope'));
     await sleep(1500);
     await page.close({ runBeforeUnload: true });
@@ -134,3 +137,43 @@ test('localStorage.tally_ignore: nothing is sent', () =>
 test('automated browser (navigator.webdriver): nothing is sent', () => sendsNothing('/webdriver', { automation: true }));
 
 test('data-exclude: nothing is sent for an excluded page', () => sendsNothing('/excluded'));
+
+test('local page: nothing is sent', () => sendsNothing('/local', { base: `http://localhost:${site.port}` }));
+
+test('local page with data-allow-local: tracked', async () => {
+  const { browser, context } = await launch();
+  try {
+    const page = await context.newPage();
+    await page.goto(`http://localhost:${site.port}/local-allowed`, { waitUntil: 'load' });
+    // The collector refuses the page view (localhost is not example.com), but it was sent.
+    const sent = await until(() =>
+      collector.posts().flatMap((p) => JSON.parse(p.body).events).find((e) => e.url.includes('/local-allowed')),
+    );
+    assert.equal(sent?.url, `http://localhost:${site.port}/local-allowed`);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('data-spa="off": history navigations are not page views, tally(\'pageview\') is', async () => {
+  const { browser, context } = await launch();
+  try {
+    const page = await context.newPage();
+    await page.goto(url('/spa-off'), { waitUntil: 'load' });
+    await page.evaluate(() => history.pushState({}, '', '/spa-off/pushed'));
+    await page.evaluate(() => tally('pageview', { url: '/spa-off/manual' }));
+    await page.close({ runBeforeUnload: true });
+    const views = await until(() => {
+      const v = ingest.events().filter((e) => e.kind === 'pageview' && e.path.startsWith('/spa-off'));
+      return v.length >= 2 ? v : null;
+    });
+    await sleep(1500);
+    assert.deepEqual(
+      ingest.events().filter((e) => e.kind === 'pageview' && e.path.startsWith('/spa-off')).map((e) => e.path),
+      ['/spa-off', '/spa-off/manual'],
+      JSON.stringify(views),
+    );
+  } finally {
+    await browser.close();
+  }
+});

@@ -62,34 +62,40 @@
           !!a,
         ),
       on = (target, type, f) => target.addEventListener(type, f, !0),
-      start = (ignored) => {
-        try {
-          ignored = localStorage.tally_ignore;
-        } catch (e) {}
-        call(
-          0,
-          () => [attr('site'), attr('exclude'), attr('spa'), ...resolve(), ...resolve(d.referrer), d.hidden,
-            [n.doNotTrack, n.globalPrivacyControl, n.webdriver, ignored], attr('allow-local') != null, Math.random()],
-          screen.width,
-        );
+      start = () => {
+        call(0, () => [attr('exclude'), ...resolve(), ...resolve(d.referrer), d.hidden], screen.width + Math.random());
         // nav() never throws; a call that throws changed nothing, and throws as before.
-        for (let k of ['pushState', 'replaceState']) {
-          let orig = history[k];
-          history[k] = (...args) => ((args = orig.apply(history, args)), nav(), args);
-        }
         // Hash changes fire popstate too (and the fragment is not part of the URL recorded).
-        on(w, 'popstate', nav);
+        if (attr('spa') != 'off') {
+          for (let k of ['pushState', 'replaceState']) {
+            let orig = history[k];
+            history[k] = (...args) => ((args = orig.apply(history, args)), nav(), args);
+          }
+          on(w, 'popstate', nav);
+        }
         on(d, 'visibilitychange', () => call(2, Array, d.hidden));
         on(w, 'pagehide', () => call(2, Array, 1));
         on(d, 'click', click);
         on(d, 'auxclick', click);
         for (let args of w.tally?.q || []) tally(...args);
         w.tally = tally;
-      };
-    WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src))).then((r) => {
-      x = r.instance.exports;
-      io = new Uint8Array(x.m.buffer, x.c(6));
-      d.prerendering ? d.addEventListener('prerenderingchange', start) : start();
-    }, () => {});
+      },
+      ignored;
+    try {
+      ignored = localStorage.tally_ignore;
+    } catch (e) {}
+    // Not tracked at all: opted out, automated, a local page (file:, names without a dot,
+    // *.localhost, 127.*) unless data-allow-local, or no data-site.
+    n.doNotTrack == 1 ||
+      n.globalPrivacyControl ||
+      n.webdriver ||
+      ignored == 'true' ||
+      !attr('site') ||
+      (attr('allow-local') == null && /^(127\.|[^.]*$)|\.localhost$/.test(location.hostname)) ||
+      WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src))).then((r) => {
+        x = r.instance.exports;
+        io = new Uint8Array(x.m.buffer, x.c(6));
+        d.prerendering ? d.addEventListener('prerenderingchange', start) : start();
+      }, () => {});
   } catch (e) {}
 })();

@@ -1,12 +1,13 @@
 //! The browser tracker: the wasm half of `t.js` (CONTRACT §1 and §2).
 //!
-//! `t.js` (see `js/loader.js`) is a thin loader: it reads the `data-*` attributes, the page's
-//! URL (as the parts the browser parsed) and the privacy signals, wires the page's events
-//! (history, visibility, clicks, timers), replays the `window.tally` queue stub, and holds
-//! and sends the queued events. Everything else is decided here, in plain, natively tested
-//! Rust without an allocator: which page views, events and engagement to record, URL
-//! cleaning, opt-outs, `data-exclude` globs, prop limits, ULIDs, the events' JSON, how many
-//! events a request may carry, when to send, and the retries.
+//! `t.js` (see `js/loader.js`) is a thin loader: it reads the `data-*` attributes and the
+//! page's URL (as the parts the browser parsed), decides whether the visit is tracked at all
+//! (the privacy signals, local pages: it starts nothing otherwise), wires the page's events
+//! (history unless `data-spa="off"`, visibility, clicks, timers), replays the `window.tally`
+//! queue stub, and holds and sends the queued events. Everything else is decided here, in
+//! plain, natively tested Rust without an allocator: which page views, events and
+//! engagement to record, URL cleaning, `data-exclude` globs, prop limits, ULIDs, the events'
+//! JSON, how many events a request may carry, when to send, and the retries.
 //!
 //! All the state is one [`Tracker`]: a few numbers and one byte array [`Tracker::m`] holding,
 //! at fixed places, the saved page URL, host name and `data-exclude`, the events being
@@ -28,7 +29,7 @@
 //!
 //! | op | text fields | `a` | returns |
 //! | --- | --- | --- | --- |
-//! | [`START`] | see [`start`] | `screen.width` | events |
+//! | [`START`] | see [`start`] | `screen.width + Math.random()` | events |
 //! | [`NAV`] | the page's URL | | events |
 //! | [`VIS`] | | hidden (1) or visible (0) | events, [`BEACON`] when hidden |
 //! | [`TALLY`] | see [`tally`] | `!!a` | events, [`BEACON`] after an outbound click |
@@ -41,11 +42,7 @@
 //!
 //! A URL is four fields, its parts as the browser parsed them: `hostname` (no port),
 //! `origin`, `pathname`, `search` (`example.com`, `https://example.com:8443`, `/blog/hello`,
-//! `?utm_source=news` or empty). Flags are the page's values as text, where a `1` or a `t`
-//! means set: `hidden` and `allow-local` are `true` / `false`; the opt-outs are
-//! `navigator.doNotTrack`, `navigator.globalPrivacyControl`, `navigator.webdriver` and
-//! `localStorage.tally_ignore` joined by commas (none of the values that mean "not set" holds
-//! a `1` or a `t`: `0`, `unspecified`, `false`, `undefined`, `null`, empty).
+//! `?utm_source=news` or empty).
 //!
 //! # The queue
 //!
@@ -114,24 +111,17 @@ const MASK: usize = SIZE - 1;
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// The fields of [`START`].
+/// The fields of [`START`]. `t.js` makes the page's other decisions before it: it starts
+/// nothing at all when the visit is not to be tracked (opt-outs, local pages, no `data-site`),
+/// and wires no history listener for `data-spa="off"`.
 pub mod start {
-    pub const SITE: usize = 0;
-    pub const EXCLUDE: usize = 1;
-    /// `data-spa`: anything but `off` counts history and hash navigations as page views.
-    pub const SPA: usize = 2;
+    pub const EXCLUDE: usize = 0;
     /// The page's URL (four fields).
-    pub const URL: usize = 3;
+    pub const URL: usize = 1;
     /// `document.referrer` resolved against the page (the page's own URL when there is none).
-    pub const REFERRER: usize = 7;
-    pub const HIDDEN: usize = 11;
-    /// `navigator.doNotTrack == "1"`, `navigator.globalPrivacyControl`,
-    /// `navigator.webdriver` (an automated browser) or `localStorage.tally_ignore == "true"`.
-    pub const OPTED_OUT: usize = 12;
-    /// `data-allow-local`: also track `localhost`, loopback and `file:` pages.
-    pub const ALLOW_LOCAL: usize = 13;
-    /// `Math.random()`, to seed the ids.
-    pub const RANDOM: usize = 14;
+    pub const REFERRER: usize = 5;
+    /// `document.hidden`: `true` or `false`.
+    pub const HIDDEN: usize = 9;
 }
 
 /// The fields of [`TALLY`]: the command, a URL (four fields: `a.url`, or the `href` of a
@@ -170,10 +160,8 @@ pub struct Tracker {
     page_len: usize,
     host_len: usize,
     exclude_len: usize,
-    started: bool,
     /// A `fetch` is in flight (or waits to be sent again).
     flight: bool,
-    spa: bool,
     user: bool,
     screen: u64,
     rng: u64,
@@ -194,9 +182,7 @@ impl Tracker {
             page_len: 0,
             host_len: 0,
             exclude_len: 0,
-            started: false,
             flight: false,
-            spa: false,
             user: false,
             screen: 0,
             rng: 0,
@@ -206,24 +192,18 @@ impl Tracker {
         }
     }
 
-    pub fn started(&self) -> bool {
-        self.started
-    }
-
     /// One call of `t.js`: `op` with `len` bytes of text fields in the input buffer, the
-    /// number `a`, at time `now` (ms since 1970). Nothing happens before tracking started.
+    /// number `a`, at time `now` (ms since 1970). `t.js` starts with [`START`], and only on a
+    /// page it tracks.
     pub fn call(&mut self, op: u32, len: usize, a: f64, now: f64) -> u32 {
         let (now, set) = (now as u64, a > 0.0);
-        if op != START && !self.started {
-            return 0;
-        }
         // The fields end with a NUL too.
         self.end = IN + len.min(IN_LEN - 1);
         self.m[self.end] = 0;
         self.w = OUT;
         let mut beacon = false;
         match op {
-            START => self.start(a as u64, now),
+            START => self.start(a, now),
             NAV => self.pageview(now, 0, NAVIGATION),
             VIS => {
                 beacon = set;
@@ -305,11 +285,6 @@ impl Tracker {
     /// Where field `k` ends (before it starts when there is no such field).
     fn b(&self, k: usize) -> usize {
         self.next(self.a(k))
-    }
-
-    /// Whether field `k` holds a `1` or a `t`.
-    fn on(&self, k: usize) -> bool {
-        (self.a(k)..self.b(k)).any(|i| self.m[i & MASK] == b'1' || self.m[i & MASK] == b't')
     }
 
     /// Whether field `k` is `s`.
@@ -425,32 +400,21 @@ impl Tracker {
         )
     }
 
-    /// Starts tracking the page at `now`, `screen` pixels wide, with its page view, unless
-    /// the visit is not to be tracked at all (CONTRACT §1). The fields are the [`start`] ones.
-    fn start(&mut self, screen: u64, now: u64) {
+    /// Starts tracking the page at `now` with its page view; `screen` is the page's width in
+    /// pixels plus `Math.random()`. The fields are the [`start`] ones.
+    fn start(&mut self, screen: f64, now: u64) {
         use start::*;
-        // Local: `file:` (no host), `localhost` and other names without a dot, `[::1]`,
-        // `*.localhost`, `127.*`.
-        let (h, e) = (self.a(URL), self.b(URL));
-        let local = !(h..e).any(|i| self.m[i & MASK] == b'.')
-            || self.has(e.wrapping_sub(10), e, b".localhost")
-            || self.has(h, e, b"127.");
-        if self.a(SITE) == self.b(SITE) || self.on(OPTED_OUT) || local && !self.on(ALLOW_LOCAL) {
-            return;
-        }
         self.exclude_len = self.save(GLOBS, self.a(EXCLUDE), self.b(EXCLUDE), MAX_URL);
         self.m[GLOBS + self.exclude_len] = b',';
-        self.host_len = self.save(HOST, h, e, 256);
-        self.started = true;
-        self.spa = !self.is(SPA, b"off");
-        self.screen = screen;
-        // The seed of the ids: the time and `Math.random()`'s digits.
-        let mut h = now;
-        for i in self.a(RANDOM)..self.b(RANDOM) {
-            h = h.wrapping_mul(31) + self.m[i & MASK] as u64;
-        }
-        self.rng = h | 1;
-        self.visible_since = if self.on(HIDDEN) { 0 } else { now };
+        self.host_len = self.save(HOST, self.a(URL), self.b(URL), 256);
+        self.screen = screen as u64;
+        // The seed of the ids: the time and the bits of `Math.random()` (the fraction).
+        self.rng = screen.to_bits() ^ now | 1;
+        self.visible_since = if self.m[self.a(HIDDEN) & MASK] == b't' {
+            0
+        } else {
+            now
+        };
         self.pageview(now, URL, LOAD);
     }
 
@@ -544,8 +508,8 @@ impl Tracker {
     }
 
     /// A page view of the URL at field `u`: the page load (with the document's referrer), a
-    /// history or hash navigation (only when `data-spa` is on and the URL as recorded
-    /// changed) or `tally('pageview')`. Navigations end the previous page's engagement first.
+    /// history or hash navigation (only when the URL as recorded changed) or
+    /// `tally('pageview')`. Navigations end the previous page's engagement first.
     ///
     /// The URL recorded: origin and path, and of the query only the `utm_*` parameters (the
     /// collector stores nothing else of it, and other parameters may hold tokens or e-mail
@@ -572,7 +536,7 @@ impl Tracker {
         }
         let end = self.w.min(SCRATCH + MAX_URL);
         self.w = out;
-        if how == NAVIGATION && (!self.spa || self.same(SCRATCH, end, PAGE, PAGE + self.page_len)) {
+        if how == NAVIGATION && self.same(SCRATCH, end, PAGE, PAGE + self.page_len) {
             return;
         }
         if how != LOAD {

@@ -70,41 +70,33 @@ fn event(p: &mut Page, name: &str, props: &[String], now: f64) -> u32 {
 
 struct Start {
     exclude: &'static str,
-    spa: &'static str,
     page: Vec<String>,
     referrer: Vec<String>,
     hidden: bool,
-    opt_outs: &'static str,
-    allow_local: bool,
 }
 
+/// The start of a page `t.js` tracks (it starts nothing on a page it does not track), 1440
+/// pixels wide.
 fn start_with(s: Start) -> Page {
     let mut p = Page {
         t: Box::<Tracker>::default(),
         q: String::new(),
     };
-    let mut f: Vec<String> = vec!["example.com".into(), s.exclude.into(), s.spa.into()];
+    let mut f: Vec<String> = vec![s.exclude.into()];
     f.extend(s.page);
     f.extend(s.referrer);
-    f.extend([
-        s.hidden.to_string(),
-        s.opt_outs.into(),
-        s.allow_local.to_string(),
-        "0.123456789".into(),
-    ]);
-    call(&mut p, START, &f, 1440.0, T0);
+    f.push(s.hidden.to_string());
+    // `screen.width + Math.random()`
+    call(&mut p, START, &f, 1440.123456789, T0);
     p
 }
 
-fn start(exclude: &'static str, spa: &'static str, page: Vec<String>) -> Page {
+fn start(exclude: &'static str, page: Vec<String>) -> Page {
     start_with(Start {
         exclude,
-        spa,
         page,
         referrer: url("news.ycombinator.com", "/item", "?id=1"),
         hidden: false,
-        opt_outs: "unspecified,,false,",
-        allow_local: false,
     })
 }
 
@@ -136,12 +128,9 @@ fn records_the_page_view_with_referrer_and_screen() {
     let page = url("example.com", "/blog/hello", "?utm_source=news&token=x");
     let mut t = start_with(Start {
         exclude: "",
-        spa: "",
         page,
         referrer: url("news.ycombinator.com", "/item", "?id=1"),
         hidden: false,
-        opt_outs: "unspecified,,false,",
-        allow_local: false,
     });
     let ev = events(&mut t);
     assert_eq!(ev.len(), 1);
@@ -164,44 +153,8 @@ fn records_the_page_view_with_referrer_and_screen() {
 }
 
 #[test]
-fn tracks_nothing_when_opted_out_or_local() {
-    let cases = [
-        ("1,,false,", "example.com", false, false),
-        ("unspecified,true,false,", "example.com", false, false),
-        ("unspecified,,true,", "example.com", false, false),
-        ("unspecified,,false,true", "example.com", true, false),
-        ("0,,false,", "localhost", false, false),
-        ("0,,false,", "127.0.0.1", false, false),
-        ("0,,false,", "app.localhost", false, false),
-        ("0,,false,", "[::1]", false, false),
-        ("0,,false,", "", false, false),
-        ("0,,false,", "localhost", true, true),
-        ("0,,false,", "example.com", false, true),
-    ];
-    for (opt_outs, host, allow_local, tracked) in cases {
-        let mut t = start_with(Start {
-            exclude: "",
-            spa: "",
-            page: url(host, "/", ""),
-            referrer: url(host, "/", ""),
-            hidden: false,
-            opt_outs,
-            allow_local,
-        });
-        assert_eq!(t.started(), tracked, "{opt_outs} {host}");
-        event(&mut t, "Signup", &[], T0);
-        assert_eq!(t.call(TAKE, 0, 0.0, T0), tracked as u32);
-        let ev: Vec<_> = t.q.split(",{\"kind\"").skip(1).collect();
-        assert_eq!(ev.len(), 2 * tracked as usize);
-        if tracked {
-            assert!(!ev[0].contains("referrer"), "internal: {}", ev[0]);
-        }
-    }
-}
-
-#[test]
 fn counts_spa_navigations_once_per_url() {
-    let mut t = start("", "auto", url("example.com", "/", ""));
+    let mut t = start("", url("example.com", "/", ""));
     for (dt, path) in [
         (10.0, "/"),
         (2000.0, "/about"),
@@ -225,23 +178,12 @@ fn counts_spa_navigations_once_per_url() {
     assert!(ev[1].ends_with(r#""ts":1732380002000,"engaged_ms":2000,"user":false}"#));
     assert!(ev[2].contains(r#""url":"https://example.com/about","#));
     assert!(!ev[2].contains("referrer"));
-
-    let mut off = start("", "off", url("example.com", "/", ""));
-    call(
-        &mut off,
-        NAV,
-        &url("example.com", "/about", ""),
-        0.0,
-        T0 + 5000.0,
-    );
-    assert_eq!(events(&mut off).len(), 1);
 }
 
 #[test]
 fn skips_excluded_pages() {
     let mut t = start(
         "/admin/*, /preview/*",
-        "",
         url("example.com", "/admin/users", ""),
     );
     event(&mut t, "Saved", &[], T0);
@@ -268,7 +210,7 @@ fn skips_excluded_pages() {
 
 #[test]
 fn measures_visible_time_only() {
-    let mut t = start("", "", url("example.com", "/a", ""));
+    let mut t = start("", url("example.com", "/a", ""));
     events(&mut t);
     assert_eq!(call(&mut t, VIS, &[], 1.0, T0 + 3000.0), BEACON);
     call(&mut t, VIS, &[], 0.0, T0 + 60_000.0);
@@ -285,12 +227,9 @@ fn measures_visible_time_only() {
 
     let mut hidden = start_with(Start {
         exclude: "",
-        spa: "",
         page: url("example.com", "/", ""),
         referrer: url("example.com", "/", ""),
         hidden: true,
-        opt_outs: "",
-        allow_local: false,
     });
     call(&mut hidden, VIS, &[], 0.0, T0 + 10_000.0);
     call(&mut hidden, VIS, &[], 1.0, T0 + 11_500.0);
@@ -303,7 +242,7 @@ fn measures_visible_time_only() {
 
 #[test]
 fn records_custom_events_and_the_user_flag() {
-    let mut t = start("", "", url("example.com", "/p", "?utm_campaign=x&q=1"));
+    let mut t = start("", url("example.com", "/p", "?utm_campaign=x&q=1"));
     tally(
         &mut t,
         "user",
@@ -340,7 +279,7 @@ fn records_custom_events_and_the_user_flag() {
 
 #[test]
 fn records_outbound_clicks_only() {
-    let mut t = start("", "", url("example.com", "/", ""));
+    let mut t = start("", url("example.com", "/", ""));
     events(&mut t);
     // `tally('click', link)`: the link's URL, and the link as text (its `href`).
     let click =
@@ -375,7 +314,7 @@ fn records_outbound_clicks_only() {
 
 #[test]
 fn records_manual_page_views() {
-    let mut t = start("", "off", url("example.com", "/app", ""));
+    let mut t = start("", url("example.com", "/app", ""));
     let obj = "[object Object]";
     tally(
         &mut t,
@@ -408,7 +347,7 @@ const NO_ARG: f64 = f64::NAN;
 #[test]
 fn sends_by_fetch_and_retries() {
     // The timer's TAKE passes no number (`x.c(4)`): the wasm gets NaN, which is not "set".
-    let mut t = start("", "", url("example.com", "/", ""));
+    let mut t = start("", url("example.com", "/", ""));
     assert_eq!(t.call(TAKE, 0, NO_ARG, 0.0), 1, "the page view");
     event(&mut t, "Later", &[], T0);
     assert_eq!(t.call(TAKE, 0, NO_ARG, 0.0), 0, "one in flight");
@@ -440,7 +379,6 @@ fn does_nothing_before_start() {
     event(&mut t, "Signup", &[], T0);
     assert!(t.q.is_empty());
     assert_eq!(t.call(TAKE, 0, 0.0, 0.0), 0);
-    assert!(!t.started());
 }
 
 #[test]
@@ -458,7 +396,6 @@ fn matches_exclude_globs() {
     ] {
         let t = start(
             "*/draft, /a*b*c,,/exact /admin/*",
-            "",
             url("example.com", path, ""),
         );
         assert_eq!(t.q.is_empty(), excluded, "{path}");
@@ -467,7 +404,7 @@ fn matches_exclude_globs() {
 
 #[test]
 fn enforces_prop_limits() {
-    let mut t = start("", "", url("example.com", "/", ""));
+    let mut t = start("", url("example.com", "/", ""));
     events(&mut t);
     let (key, value) = ("é".repeat(64), "€".repeat(300));
     let mut fields: Vec<String> = vec![];
@@ -508,7 +445,7 @@ fn enforces_prop_limits() {
 
 #[test]
 fn holds_one_request_at_most() {
-    let mut t = start("", "", url("example.com", "/", ""));
+    let mut t = start("", url("example.com", "/", ""));
     for i in 0..60 {
         event(&mut t, &format!("e{i}"), &[], T0);
     }
