@@ -109,6 +109,11 @@ pub const IN_LEN: usize = 0x10000;
 const SIZE: usize = 0x40000;
 const MASK: usize = SIZE - 1;
 
+/// Whether `c` separates two `data-exclude` globs.
+fn sep(c: u8) -> bool {
+    c <= b' ' || c == b','
+}
+
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// The fields of [`START`]. `t.js` makes the page's other decisions before it: it starts
@@ -405,7 +410,6 @@ impl Tracker {
     fn start(&mut self, screen: f64, now: u64) {
         use start::*;
         self.exclude_len = self.save(GLOBS, self.a(EXCLUDE), self.b(EXCLUDE), MAX_URL);
-        self.m[GLOBS + self.exclude_len] = b',';
         self.host_len = self.save(HOST, self.a(URL), self.b(URL), 256);
         self.screen = screen as u64;
         // The seed of the ids: the time and the bits of `Math.random()` (the fraction).
@@ -420,45 +424,34 @@ impl Tracker {
 
     /// Whether the path from `a` to `b` matches one of the `data-exclude` globs: `*` matches
     /// any run of characters, `/` included; everything else matches itself. Globs are
-    /// separated by commas or spaces.
+    /// separated by commas or spaces (the byte before the first and the one after the last
+    /// are NUL, a separator too).
     fn excluded(&self, a: usize, b: usize) -> bool {
-        let mut p = GLOBS;
-        for i in GLOBS..=GLOBS + self.exclude_len {
-            let c = self.m[i & MASK];
-            if c == b',' || c == b' ' {
-                if i > p && self.glob(p, i, a, b) {
-                    return true;
-                }
-                p = i + 1;
-            }
-        }
-        false
+        (GLOBS..GLOBS + self.exclude_len).any(|g| sep(self.m[(g - 1) & MASK]) && self.glob(g, a, b))
     }
 
-    /// Wildcard matching of the text from `t` to `te` by the glob from `p` to `pe`, with
-    /// backtracking to the last `*`.
+    /// Whether the glob from `p` (up to the next separator) matches the text from `t` to
+    /// `te`, with backtracking to the last `*`.
     #[inline(never)]
-    fn glob(&self, mut p: usize, pe: usize, mut t: usize, te: usize) -> bool {
+    fn glob(&self, mut p: usize, mut t: usize, te: usize) -> bool {
         let (mut star, mut retry) = (0, 0);
-        while t < te {
-            let want = if p < pe { self.m[p & MASK] } else { 0 };
-            if want == b'*' {
+        loop {
+            let c = self.m[p & MASK];
+            if c == b'*' {
                 (star, retry) = (p + 1, t);
                 p += 1;
-            } else if want == self.m[t & MASK] {
+            } else if sep(c) && t == te {
+                return true;
+            } else if !sep(c) && t < te && c == self.m[t & MASK] {
                 p += 1;
                 t += 1;
-            } else if star > 0 {
+            } else if star > 0 && retry < te {
                 retry += 1;
                 (p, t) = (star, retry);
             } else {
                 return false;
             }
         }
-        while p < pe && self.m[p & MASK] == b'*' {
-            p += 1;
-        }
-        p >= pe
     }
 
     /// Starts an event of `kind` after the events of this call, with the current page's
