@@ -102,7 +102,8 @@ pub const MAX_NAME: usize = 120;
 const PAGE: usize = 0;
 const HOST: usize = 0x800;
 const GLOBS: usize = 0x1000;
-const SCRATCH: usize = 0x2000;
+const TEXT: usize = 0x2000;
+const SCRATCH: usize = 0x3000;
 pub const OUT: usize = 0x10000;
 pub const IN: usize = 0x20000;
 pub const IN_LEN: usize = 0x10000;
@@ -114,7 +115,36 @@ fn sep(c: u8) -> bool {
     c <= b' ' || c == b','
 }
 
-const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// The constant text of the events (their JSON keys, the commands, the ULID alphabet), at
+/// [`TEXT`] in [`Tracker::m`], where it is compared and copied like any other text.
+const CONST: &[u8] = b"eventclickpageviewuser,{\"kind\":\"\",\"url\":\"\",\"id\":\"\",\"ts\":0123456789ABCDEFGHJKMNPQRSTVWXYZ,\"name\":\"Outbound Link: Click\",\"props\":{\"url\":\"\"}engagement,\"engaged_ms\":,\"props\":{\",\"\":,\"user\":false},\"user\":true}httputm_,\"referrer\":\",\"screen\":";
+
+/// Where `s` is in [`CONST`]: its range of positions in [`Tracker::m`] (found when compiling).
+const fn span(s: &[u8]) -> (usize, usize) {
+    let mut i = 0;
+    'at: while i + s.len() <= CONST.len() {
+        let mut j = 0;
+        while j < s.len() {
+            if CONST[i + j] != s[j] {
+                i += 1;
+                continue 'at;
+            }
+            j += 1;
+        }
+        return (TEXT + i, TEXT + i + s.len());
+    }
+    panic!("not in CONST")
+}
+
+/// The range of positions of a piece of [`CONST`].
+macro_rules! t {
+    ($s:literal) => {{
+        const S: (usize, usize) = span($s);
+        S
+    }};
+}
+
+const ALPHABET: usize = span(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ").0;
 
 /// The fields of [`START`]. `t.js` makes the page's other decisions before it: it starts
 /// nothing at all when the visit is not to be tracked (opt-outs, local pages, no `data-site`),
@@ -178,6 +208,12 @@ pub struct Tracker {
 
 impl Tracker {
     pub const fn new() -> Tracker {
+        let mut m = [0; SIZE];
+        let mut i = 0;
+        while i < CONST.len() {
+            m[TEXT + i] = CONST[i];
+            i += 1;
+        }
         Tracker {
             w: 0,
             end: 0,
@@ -193,7 +229,7 @@ impl Tracker {
             rng: 0,
             engaged_ms: 0,
             visible_since: 0,
-            m: [0; SIZE],
+            m,
         }
     }
 
@@ -220,12 +256,12 @@ impl Tracker {
                 }
             }
             TALLY => {
-                if self.is(tally::COMMAND, b"event") {
+                if self.is(tally::COMMAND, t!(b"event")) {
                     self.event(now, false);
                 }
                 // `tally('click', link)`, as `t.js` calls it for clicks on links: one to
                 // another host is sent now, by `sendBeacon` (the page may be going away).
-                if self.is(tally::COMMAND, b"click")
+                if self.is(tally::COMMAND, t!(b"click"))
                     && self.is_http(tally::URL)
                     && !self.on_host(tally::URL)
                 {
@@ -234,10 +270,10 @@ impl Tracker {
                 }
                 // `tally('pageview', {url})`: one on another host is not recorded (the
                 // collector would refuse it).
-                if self.is(tally::COMMAND, b"pageview") && self.on_host(tally::URL) {
+                if self.is(tally::COMMAND, t!(b"pageview")) && self.on_host(tally::URL) {
                     self.pageview(now, tally::URL, MANUAL);
                 }
-                if self.is(tally::COMMAND, b"user") {
+                if self.is(tally::COMMAND, t!(b"user")) {
                     self.user = set;
                 }
             }
@@ -292,38 +328,21 @@ impl Tracker {
         self.next(self.a(k))
     }
 
-    /// Whether field `k` is `s`.
-    fn is(&self, k: usize, s: &[u8]) -> bool {
-        self.b(k).wrapping_sub(self.a(k)) == s.len() && self.has(self.a(k), self.b(k), s)
+    /// Whether field `k` is the text `s`.
+    fn is(&self, k: usize, (c, d): (usize, usize)) -> bool {
+        self.same(self.a(k), self.b(k), c, d)
     }
 
-    /// Whether the text from `a` to `b` starts with `s`.
+    /// Whether the text from `a` on starts with the text from `c` to `d` (a NUL or a field's
+    /// end never matches: none of the texts compared holds one).
     #[inline(never)]
-    fn has(&self, a: usize, b: usize, s: &[u8]) -> bool {
-        let mut i = 0;
-        while i < s.len() {
-            if a + i >= b || self.m[(a + i) & MASK] != s[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
+    fn has(&self, a: usize, (c, d): (usize, usize)) -> bool {
+        (c..d).all(|i| self.m[(a + i - c) & MASK] == self.m[i & MASK])
     }
 
     /// Whether the text from `a` to `b` is the text from `c` to `d`.
-    #[inline(never)]
     fn same(&self, a: usize, b: usize, c: usize, d: usize) -> bool {
-        if b.wrapping_sub(a) != d - c {
-            return false;
-        }
-        let mut i = 0;
-        while c + i < d {
-            if self.m[(a + i) & MASK] != self.m[(c + i) & MASK] {
-                return false;
-            }
-            i += 1;
-        }
-        true
+        b.wrapping_sub(a) == d - c && self.has(a, (c, d))
     }
 
     /// Copies the text from `a` to `b` to `to`, at most `max` bytes; returns the length.
@@ -361,10 +380,11 @@ impl Tracker {
         self.w += 1;
     }
 
+    /// The text from `a` to `b` as it is (a piece of [`CONST`]).
     #[inline(never)]
-    fn raw(&mut self, s: &[u8]) {
-        for &b in s {
-            self.put(b);
+    fn raw(&mut self, (a, b): (usize, usize)) {
+        for i in a..b {
+            self.put(self.m[i & MASK]);
         }
     }
 
@@ -392,7 +412,7 @@ impl Tracker {
 
     /// Whether the URL at field `u` is http(s).
     fn is_http(&self, u: usize) -> bool {
-        self.has(self.a(u + ORIGIN), self.b(u + ORIGIN), b"http")
+        self.has(self.a(u + ORIGIN), t!(b"http"))
     }
 
     /// Whether the URL at field `u` is on the page's host.
@@ -457,13 +477,13 @@ impl Tracker {
     /// Starts an event of `kind` after the events of this call, with the current page's
     /// URL, its id and time; the caller adds its own members, then [`Tracker::commit`]s it.
     #[inline(never)]
-    fn open(&mut self, kind: &[u8], now: u64) {
-        self.raw(b",{\"kind\":\"");
+    fn open(&mut self, kind: (usize, usize), now: u64) {
+        self.raw(t!(b",{\"kind\":\""));
         self.raw(kind);
-        self.raw(b"\",\"url\":\"");
+        self.raw(t!(b"\",\"url\":\""));
         self.text(PAGE, PAGE + self.page_len);
         // A ULID: 10 characters of time, then 16 random ones (xorshift64, top bits).
-        self.raw(b"\",\"id\":\"");
+        self.raw(t!(b"\",\"id\":\""));
         for i in 0..26 {
             let c = if i < 10 {
                 now >> (45 - 5 * i)
@@ -475,9 +495,9 @@ impl Tracker {
                 self.rng = x;
                 x >> 59
             };
-            self.put(CROCKFORD[(c & 31) as usize]);
+            self.put(self.m[ALPHABET + (c & 31) as usize]);
         }
-        self.raw(b"\",\"ts\":");
+        self.raw(t!(b"\",\"ts\":"));
         self.num(now);
     }
 
@@ -486,9 +506,9 @@ impl Tracker {
     #[inline(never)]
     fn commit(&mut self, from: usize) -> bool {
         self.raw(if self.user {
-            b",\"user\":true}"
+            t!(b",\"user\":true}")
         } else {
-            b",\"user\":false}"
+            t!(b",\"user\":false}")
         });
         let bytes = self.bytes + self.w - from;
         let kept = bytes <= MAX_BODY && self.events < MAX_EVENTS;
@@ -517,7 +537,7 @@ impl Tracker {
             for i in self.a(u + SEARCH)..self.b(u + SEARCH) {
                 let c = self.m[i & MASK];
                 if c == b'?' || c == b'&' {
-                    keep = self.has(i + 1, self.b(u + SEARCH), b"utm_");
+                    keep = self.has(i + 1, t!(b"utm_"));
                     if keep {
                         self.put(sep);
                         sep = b'&';
@@ -542,15 +562,15 @@ impl Tracker {
         let r = start::REFERRER;
         let referrer = how == LOAD && self.is_http(r) && !self.on_host(r);
         let from = self.w;
-        self.open(b"pageview", now);
+        self.open(t!(b"pageview"), now);
         if referrer {
-            self.raw(b",\"referrer\":\"");
+            self.raw(t!(b",\"referrer\":\""));
             let w = self.w;
             self.save_url(r);
             self.w = self.w.min(w + MAX_URL);
             self.put(b'"');
         }
-        self.raw(b",\"screen\":");
+        self.raw(t!(b",\"screen\":"));
         self.num(self.screen);
         self.commit(from);
     }
@@ -572,8 +592,8 @@ impl Tracker {
         self.engaged_ms = 0;
         if engaged_ms >= MIN_ENGAGED_MS && self.page_len > 0 {
             let from = self.w;
-            self.open(b"engagement", now);
-            self.raw(b",\"engaged_ms\":");
+            self.open(t!(b"engagement"), now);
+            self.raw(t!(b",\"engaged_ms\":"));
             self.num(engaged_ms);
             self.commit(from);
         }
@@ -590,12 +610,12 @@ impl Tracker {
             return false;
         }
         let from = self.w;
-        self.open(b"event", now);
-        self.raw(b",\"name\":\"");
+        self.open(t!(b"event"), now);
+        self.raw(t!(b",\"name\":\""));
         if outbound {
-            self.raw(b"Outbound Link: Click\",\"props\":{\"url\":\"");
+            self.raw(t!(b"Outbound Link: Click\",\"props\":{\"url\":\""));
             self.text(a, self.cut(a, self.b(n), MAX_VALUE));
-            self.raw(b"\"}");
+            self.raw(t!(b"\"}"));
         } else {
             self.text(a, b);
             self.put(b'"');
@@ -630,9 +650,9 @@ impl Tracker {
             {
                 continue;
             }
-            self.raw(if n == 0 { b",\"props\":{\"" } else { b",\"" });
+            self.raw(if n == 0 { t!(b",\"props\":{\"") } else { t!(b",\"") });
             self.text(key, ke);
-            self.raw(b"\":");
+            self.raw(t!(b"\":"));
             if kind == b't' {
                 self.put(b'"');
                 self.text(v, self.cut(v, ve, MAX_VALUE));
