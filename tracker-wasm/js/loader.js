@@ -53,12 +53,12 @@
       click = (e) => tally('click', e.target.closest?.('a[href]')),
       // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool (and 'click'
       // link); the wasm takes all of them the same way: the command, a.url (or a link's
-      // href) resolved, a as text, and per prop its key, the second letter of its type, and
-      // its value.
+      // href) resolved, a as text, and per prop its key, and its value after the second letter
+      // of its type.
       tally = (c, a, b) =>
         call(
           3,
-          () => [c, ...resolve(a && (a.url || a.href)), a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[1], v])],
+          () => [c, ...resolve(a && (a.url || a.href)), a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[1] + v])],
           !!a,
         ),
       on = (target, type, f) => target.addEventListener(type, f, !0),

@@ -161,7 +161,7 @@ pub mod start {
 
 /// The fields of [`TALLY`]: the command, a URL (four fields: `a.url`, or the `href` of a
 /// link, resolved against the page; the page itself without one), `a` as text (the name of
-/// a custom event, the `href` of a link), then per prop of `b` its key, type and value (see
+/// a custom event, the `href` of a link), then per prop of `b` its key, and its type and value (see
 /// `Tracker::props`). The commands: `event`, `pageview`, `user` and `click`; any other does
 /// nothing.
 pub mod tally {
@@ -624,43 +624,49 @@ impl Tracker {
         self.commit(from)
     }
 
-    /// Writes the props of a custom event as its `"props"` member, from field `k` on: for
-    /// each prop its key, its type (the second letter of JavaScript's `typeof`: `t` string,
-    /// `u` number (or function), `o` boolean) and its value as text. Props that break a limit
-    /// are dropped, and so are numbers that are not finite (or functions): a number is kept
-    /// when it starts with a digit or `-` and ends with a digit (`3`, `-0.5`, `1e+21`; not
-    /// `NaN`, `-Infinity`, `x=>1`). Strings are cut. Nothing is written when no prop is left.
+    /// Writes the props of a custom event as its `"props"` member, from field `k` on: two
+    /// fields each, its key, and its value as text after its type (the second letter of
+    /// JavaScript's `typeof`: `t` string, `u` number (or function), `o` boolean). Props that
+    /// break a limit are dropped, and so are numbers that are not finite (or functions): a
+    /// number is kept when it starts with a digit or `-` and ends with a digit (`3`, `-0.5`,
+    /// `1e+21`; not `NaN`, `-Infinity`, `x=>1`). Strings are cut. Nothing is written when no
+    /// prop is left.
     fn props(&mut self, k: usize) {
         // The fields are read in order: each ends at the next NUL.
-        let (mut n, mut i) = (0, self.a(k));
+        let (mut n, mut key) = (0, self.a(k));
         loop {
-            let (key, ke) = (i, self.next(i));
-            let kind = self.m[(ke + 1) & MASK];
-            let v = self.next(ke + 1) + 1;
-            let ve = self.next(v);
-            if n == MAX_PROPS || v > self.end {
+            let ke = self.next(key);
+            if n == MAX_PROPS || ke >= self.end {
                 break;
             }
-            i = ve + 1;
+            let (kind, v) = (self.m[(ke + 1) & MASK], ke + 2);
+            let ve = self.next(v);
             let (first, last) = (self.m[v & MASK], self.m[(ve - 1) & MASK]);
-            let number = (first == b'-' || first.is_ascii_digit()) && last.is_ascii_digit();
-            if key == ke
-                || self.cut(key, ke, MAX_KEY) < ke
-                || !(kind == b't' || kind == b'o' || kind == b'u' && v < ve && number)
+            if key < ke
+                && self.cut(key, ke, MAX_KEY) == ke
+                && (kind == b't'
+                    || kind == b'o'
+                    || kind == b'u'
+                        && (first == b'-' || first.is_ascii_digit())
+                        && last.is_ascii_digit())
             {
-                continue;
+                self.raw(if n == 0 {
+                    t!(b",\"props\":{\"")
+                } else {
+                    t!(b",\"")
+                });
+                self.text(key, ke);
+                self.raw(t!(b"\":"));
+                if kind == b't' {
+                    self.put(b'"');
+                    self.text(v, self.cut(v, ve, MAX_VALUE));
+                    self.put(b'"');
+                } else {
+                    self.text(v, ve);
+                }
+                n += 1;
             }
-            self.raw(if n == 0 { t!(b",\"props\":{\"") } else { t!(b",\"") });
-            self.text(key, ke);
-            self.raw(t!(b"\":"));
-            if kind == b't' {
-                self.put(b'"');
-                self.text(v, self.cut(v, ve, MAX_VALUE));
-                self.put(b'"');
-            } else {
-                self.text(v, ve);
-            }
-            n += 1;
+            key = ve + 1;
         }
         if n > 0 {
             self.put(b'}');
