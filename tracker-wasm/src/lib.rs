@@ -176,6 +176,9 @@ const ORIGIN: usize = 1;
 const PATHNAME: usize = 2;
 const SEARCH: usize = 3;
 
+/// [`Tracker::visible_since`] while the page is hidden: no time has been visible.
+const NEVER: u64 = u64::MAX;
+
 /// How a page view came about (see [`Tracker::pageview`]).
 const LOAD: u32 = 0;
 const NAVIGATION: u32 = 1;
@@ -185,6 +188,8 @@ const MANUAL: u32 = 2;
 pub struct Tracker {
     /// Where the next byte is written.
     w: usize,
+    /// Where the event being written starts.
+    from: usize,
     /// Where the fields of the call end.
     end: usize,
     /// The events in `t.js`'s queue, and their bytes.
@@ -200,8 +205,7 @@ pub struct Tracker {
     user: bool,
     screen: u64,
     rng: u64,
-    engaged_ms: u64,
-    /// Since when the page has been visible; 0 while hidden.
+    /// Since when the page has been visible; [`NEVER`] while hidden.
     visible_since: u64,
     pub m: [u8; SIZE],
 }
@@ -217,6 +221,7 @@ impl Tracker {
         Tracker {
             w: 0,
             end: 0,
+            from: 0,
             events: 0,
             bytes: 0,
             failures: 0,
@@ -227,7 +232,6 @@ impl Tracker {
             user: false,
             screen: 0,
             rng: 0,
-            engaged_ms: 0,
             visible_since: 0,
             m,
         }
@@ -250,10 +254,8 @@ impl Tracker {
                 beacon = set;
                 if set {
                     self.leave(now);
-                    self.visible_since = 0;
-                } else if self.visible_since == 0 {
-                    self.visible_since = now;
                 }
+                self.visible_since = if set { NEVER } else { now };
             }
             TALLY => {
                 if self.is(tally::COMMAND, t!(b"event")) {
@@ -435,7 +437,7 @@ impl Tracker {
         // The seed of the ids: the time and the bits of `Math.random()` (the fraction).
         self.rng = screen.to_bits() ^ now | 1;
         self.visible_since = if self.m[self.a(HIDDEN) & MASK] == b't' {
-            0
+            NEVER
         } else {
             now
         };
@@ -478,6 +480,7 @@ impl Tracker {
     /// URL, its id and time; the caller adds its own members, then [`Tracker::commit`]s it.
     #[inline(never)]
     fn open(&mut self, kind: (usize, usize), now: u64) {
+        self.from = self.w;
         self.raw(t!(b",{\"kind\":\""));
         self.raw(kind);
         self.raw(t!(b"\",\"url\":\""));
@@ -502,22 +505,21 @@ impl Tracker {
     }
 
     /// Ends the event that started at `from` with the user flag, and keeps it if the queue
-    /// has room for it. Returns whether it did.
+    /// has room for it.
     #[inline(never)]
-    fn commit(&mut self, from: usize) -> bool {
+    fn commit(&mut self) {
+        let from = self.from;
         self.raw(if self.user {
             t!(b",\"user\":true}")
         } else {
             t!(b",\"user\":false}")
         });
         let bytes = self.bytes + self.w - from;
-        let kept = bytes <= MAX_BODY && self.events < MAX_EVENTS;
-        if kept {
+        if bytes <= MAX_BODY && self.events < MAX_EVENTS {
             (self.bytes, self.events) = (bytes, self.events + 1);
         } else {
             self.w = from;
         }
-        kept
     }
 
     /// A page view of the URL at field `u`: the page load (with the document's referrer), a
@@ -561,7 +563,6 @@ impl Tracker {
         }
         let r = start::REFERRER;
         let referrer = how == LOAD && self.is_http(r) && !self.on_host(r);
-        let from = self.w;
         self.open(t!(b"pageview"), now);
         if referrer {
             self.raw(t!(b",\"referrer\":\""));
@@ -572,7 +573,7 @@ impl Tracker {
         }
         self.raw(t!(b",\"screen\":"));
         self.num(self.screen);
-        self.commit(from);
+        self.commit();
     }
 
     /// Writes the origin and path of the URL at field `u`.
@@ -584,32 +585,26 @@ impl Tracker {
     /// The current page is left or hidden at `now`: its visible time so far becomes an
     /// engagement event.
     fn leave(&mut self, now: u64) {
-        if self.visible_since != 0 {
-            self.engaged_ms += now.saturating_sub(self.visible_since);
-            self.visible_since = now;
-        }
-        let engaged_ms = self.engaged_ms;
-        self.engaged_ms = 0;
+        // Nothing while hidden.
+        let engaged_ms = now.saturating_sub(self.visible_since);
+        self.visible_since = self.visible_since.max(now);
         if engaged_ms >= MIN_ENGAGED_MS && self.page_len > 0 {
-            let from = self.w;
             self.open(t!(b"engagement"), now);
             self.raw(t!(b",\"engaged_ms\":"));
             self.num(engaged_ms);
-            self.commit(from);
+            self.commit();
         }
     }
 
     /// A custom event on the current page, its name at field [`tally::NAME`] and its props
     /// after it; or, for an outbound click, `Outbound Link: Click` with the link's `href` (at
-    /// the same field) as prop `url`. Returns whether it was queued: not when the page is not
-    /// tracked, nor without a name.
-    fn event(&mut self, now: u64, outbound: bool) -> bool {
+    /// the same field) as prop `url`. Not when the page is not tracked, nor without a name.
+    fn event(&mut self, now: u64, outbound: bool) {
         let n = tally::NAME;
         let (a, b) = (self.a(n), self.cut(self.a(n), self.b(n), MAX_NAME));
         if self.page_len == 0 || !outbound && !(a..b).any(|i| self.m[i & MASK] > b' ') {
-            return false;
+            return;
         }
-        let from = self.w;
         self.open(t!(b"event"), now);
         self.raw(t!(b",\"name\":\""));
         if outbound {
@@ -621,7 +616,7 @@ impl Tracker {
             self.put(b'"');
             self.props(n + 1);
         }
-        self.commit(from)
+        self.commit();
     }
 
     /// Writes the props of a custom event as its `"props"` member, from field `k` on: two
