@@ -10,8 +10,8 @@
 // (location, <a> elements, the URL API). It never throws into the page: the script and
 // every call into the wasm run inside try/catch (what they read, inside too), and without
 // WebAssembly `tally` stays the page's stub.
-(() => {
-  try {
+// A block, not a function: its declarations are its own, nothing is added to the page.
+try {
     let w = window,
       d = document,
       n = navigator,
@@ -29,7 +29,7 @@
       call = (op, args, a, r) => {
         try {
           r = x.c(op, new TextEncoder().encodeInto(args().join('\0'), io).written, a, Date.now());
-          q += new TextDecoder().decode(io.subarray(0, r >> 1));
+          q += new TextDecoder().decode(io.subarray(65536, r >> 1));
           if (r & 1 && q && n.sendBeacon(api, body())) (q = ''), x.c(4, 0, 1);
           wake();
         } catch (e) {}
@@ -95,7 +95,6 @@
       WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src))).then((r) => {
         x = r.instance.exports;
         io = new Uint8Array(x.m.buffer, x.c(6));
-        d.prerendering ? d.addEventListener('prerenderingchange', start) : start();
+        d.prerendering ? on(d, 'prerenderingchange', start) : start();
       }, () => {});
-  } catch (e) {}
-})();
+} catch (e) {}

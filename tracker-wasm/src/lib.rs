@@ -104,9 +104,9 @@ const HOST: usize = 0x800;
 const GLOBS: usize = 0x1000;
 const TEXT: usize = 0x2000;
 const SCRATCH: usize = 0x3000;
-pub const OUT: usize = 0x10000;
-pub const IN: usize = 0x20000;
+pub const IN: usize = 0x10000;
 pub const IN_LEN: usize = 0x10000;
+pub const OUT: usize = IN + IN_LEN;
 const SIZE: usize = 0x40000;
 const MASK: usize = SIZE - 1;
 
@@ -301,7 +301,7 @@ impl Tracker {
             _ => {}
         }
         // The events, where `t.js` reads them: over the input, which is done with.
-        (self.save(IN, OUT, self.w, IN_LEN) as u32) << 1 | beacon as u32
+        ((self.w - IN) as u32) << 1 | beacon as u32
     }
 
     // Fields and text.
@@ -378,7 +378,7 @@ impl Tracker {
 
     #[inline(never)]
     fn put(&mut self, b: u8) {
-        self.m[self.w.min(IN - 1)] = b;
+        self.m[self.w.min(MASK)] = b;
         self.w += 1;
     }
 

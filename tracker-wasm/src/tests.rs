@@ -40,7 +40,7 @@ fn call(p: &mut Page, op: u32, fields: &[String], a: f64, now: f64) -> u32 {
     p.t.m[IN..IN + text.len()].copy_from_slice(text.as_bytes());
     let r = p.t.call(op, text.len(), a, now);
     let n = (r >> 1) as usize;
-    let out = String::from_utf8(p.t.m[IN..IN + n].to_vec()).expect("utf-8");
+    let out = String::from_utf8(p.t.m[OUT..IN + n].to_vec()).expect("utf-8");
     p.q.push_str(&out);
     r & BEACON
 }
