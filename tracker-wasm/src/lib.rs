@@ -485,20 +485,21 @@ impl Tracker {
         self.raw(kind);
         self.raw(t!(b"\",\"url\":\""));
         self.text(PAGE, PAGE + self.page_len);
-        // A ULID: 10 characters of time, then 16 random ones (xorshift64, top bits).
+        // A ULID: 10 characters of time (its 50 low bits, 5 at a time from the top), then 16
+        // random ones (the 64 bits of one step of xorshift64, rotated 5 at a time).
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
         self.raw(t!(b"\",\"id\":\""));
+        let mut t = now << 14;
         for i in 0..26 {
-            let c = if i < 10 {
-                now >> (45 - 5 * i)
-            } else {
-                let mut x = self.rng;
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                self.rng = x;
-                x >> 59
-            };
-            self.put(self.m[ALPHABET + (c & 31) as usize]);
+            if i == 10 {
+                t = x;
+            }
+            t = t.rotate_left(5);
+            self.put(self.m[ALPHABET + (t & 31) as usize]);
         }
         self.raw(t!(b"\",\"ts\":"));
         self.num(now);
