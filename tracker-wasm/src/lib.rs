@@ -116,8 +116,10 @@ fn sep(c: u8) -> bool {
 }
 
 /// The constant text of the events (their JSON keys, the commands, the ULID alphabet), at
-/// [`TEXT`] in [`Tracker::m`], where it is compared and copied like any other text.
-const CONST: &[u8] = b"eventclickpageviewuser,{\"kind\":\"\",\"url\":\"\",\"id\":\"\",\"ts\":0123456789ABCDEFGHJKMNPQRSTVWXYZ,\"name\":\"Outbound Link: Click\",\"props\":{\"url\":\"\"}engagement,\"engaged_ms\":,\"props\":{\",\"\":,\"user\":false},\"user\":true}httputm_,\"referrer\":\",\"screen\":";
+/// [`TEXT`] in [`Tracker::m`], where it is compared and copied like any other text. Each
+/// piece is written once: pieces that are part of others (`event`, `,"props":{"`, `user`…)
+/// are found inside them.
+const CONST: &[u8] = b"clickpageviewengagement,{\"kind\":\"event\",\"url\":\"\",\"id\":\"\",\"ts\":,\"name\":\"Outbound Link: Click\",\"props\":{\"url\":\"\"},\"engaged_ms\":,\"user\":false},\"user\":true}httputm_,\"referrer\":\",\"screen\":0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// Where `s` is in [`CONST`]: its range of positions in [`Tracker::m`] (found when compiling).
 const fn span(s: &[u8]) -> (usize, usize) {
