@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use serde::{Deserialize, Serialize};
 use tally_core::visitor::{salt_day, SALT_LEN};
 use tally_edge_model::salt;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     durable_object, DurableObject, Env, Error, ListOptions, Request, Response, Result, State,
 };
@@ -92,7 +93,16 @@ impl SaltKeeper {
         let day = salt_day(now);
         let storage = self.state.storage();
         let key = salt::key(day);
-        let salt = match storage.get::<String>(&key).await? {
+        // Read through the raw binding: `Storage::get` deserializes with `serde_wasm_bindgen`,
+        // which this worker otherwise does without (see README, "Bundle size").
+        let stored = JsFuture::from(storage.as_raw().get(&key)?).await?;
+        let stored = if stored.is_undefined() {
+            None
+        } else {
+            let salt = stored.as_string();
+            Some(salt.ok_or_else(|| Error::RustError(format!("{key}: not a string")))?)
+        };
+        let salt = match stored {
             Some(salt) => salt,
             None => {
                 let mut bytes = [0u8; SALT_LEN];
