@@ -16,14 +16,15 @@ try {
       d = document,
       n = navigator,
       s = d.currentScript,
-      attr = (k) => s.getAttribute('data-' + k),
-      api = new URL(attr('api') || '/api/event', s.src),
+      // The data-* attributes.
+      data = s.dataset,
+      api = new URL(data.api || '/api/event', s.src),
       // The queued events, each as ",{…}".
       q = '',
       x,
       io,
       timer,
-      body = () => '{"site":' + JSON.stringify(attr('site')) + ',"events":[' + q.slice(1) + ']}',
+      body = () => '{"site":' + JSON.stringify(data.site) + ',"events":[' + q.slice(1) + ']}',
       // Calls `op` with the strings `args()` returns and the number `a`, queues the events
       // it wrote, sends the queue now by sendBeacon if it says so (bit 0), and else soon.
       call = (op, args, a, r) => {
@@ -63,10 +64,10 @@ try {
         ),
       on = (target, type, f) => target.addEventListener(type, f, !0),
       start = () => {
-        call(0, () => [attr('exclude'), ...resolve(), ...resolve(d.referrer), d.hidden], screen.width + Math.random());
+        call(0, () => [data.exclude, ...resolve(), ...resolve(d.referrer), d.hidden], screen.width + Math.random());
         // nav() never throws; a call that throws changed nothing, and throws as before.
         // Hash changes fire popstate too (and the fragment is not part of the URL recorded).
-        if (attr('spa') != 'off') {
+        if (data.spa != 'off') {
           for (let k of ['pushState', 'replaceState']) {
             let orig = history[k];
             history[k] = (...args) => ((args = orig.apply(history, args)), nav(), args);
@@ -90,8 +91,8 @@ try {
       n.globalPrivacyControl ||
       n.webdriver ||
       ignored == 'true' ||
-      !attr('site') ||
-      (attr('allow-local') == null && /^(127\.|[^.]*$)|\.localhost$/.test(location.hostname)) ||
+      !data.site ||
+      (data.allowLocal == null && /^(127\.|[^.]*$)|\.localhost$/.test(resolve()[0])) ||
       WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src))).then((r) => {
         x = r.instance.exports;
         io = new Uint8Array(x.m.buffer, x.c(6));
