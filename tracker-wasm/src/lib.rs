@@ -181,10 +181,8 @@ const SEARCH: usize = 3;
 /// [`Tracker::visible_since`] while the page is hidden: no time has been visible.
 const NEVER: u64 = u64::MAX;
 
-/// How a page view came about (see [`Tracker::pageview`]).
-const LOAD: u32 = 0;
-const NAVIGATION: u32 = 1;
-const MANUAL: u32 = 2;
+/// A field no call has: a page view with it as its referrer has none.
+const NONE: usize = 99;
 
 #[repr(C)]
 pub struct Tracker {
@@ -251,7 +249,7 @@ impl Tracker {
         let mut beacon = false;
         match op {
             START => self.start(a, now),
-            NAV => self.pageview(now, 0, NAVIGATION),
+            NAV => self.pageview(now, 0, NONE, false),
             VIS => {
                 beacon = set;
                 if set {
@@ -275,7 +273,7 @@ impl Tracker {
                 // `tally('pageview', {url})`: one on another host is not recorded (the
                 // collector would refuse it).
                 if self.is(tally::COMMAND, t!(b"pageview")) && self.on_host(tally::URL) {
-                    self.pageview(now, tally::URL, MANUAL);
+                    self.pageview(now, tally::URL, NONE, true);
                 }
                 if self.is(tally::COMMAND, t!(b"user")) {
                     self.user = set;
@@ -443,7 +441,7 @@ impl Tracker {
         } else {
             now
         };
-        self.pageview(now, URL, LOAD);
+        self.pageview(now, URL, REFERRER, false);
     }
 
     /// Whether the path from `a` to `b` matches one of the `data-exclude` globs: `*` matches
@@ -525,15 +523,16 @@ impl Tracker {
         }
     }
 
-    /// A page view of the URL at field `u`: the page load (with the document's referrer), a
-    /// history or hash navigation (only when the URL as recorded changed) or
-    /// `tally('pageview')`. Navigations end the previous page's engagement first.
+    /// A page view of the URL at field `u`, with the URL at field `r` as its referrer when it
+    /// is on another host ([`NONE`]: none): the page load (with the document's referrer), a
+    /// history or hash navigation (only when the URL as recorded changed) or, `manual`,
+    /// `tally('pageview')`. The previous page's engagement ends first (at the load: none).
     ///
     /// The URL recorded: origin and path, and of the query only the `utm_*` parameters (the
     /// collector stores nothing else of it, and other parameters may hold tokens or e-mail
     /// addresses); no fragment. Not http(s), or excluded by `data-exclude`: not tracked. It
     /// is cleaned in the scratch space, then saved as the page's URL.
-    fn pageview(&mut self, now: u64, u: usize, how: u32) {
+    fn pageview(&mut self, now: u64, u: usize, r: usize, manual: bool) {
         let out = self.w;
         self.w = SCRATCH;
         if self.is_http(u) && !self.excluded(self.a(u + PATHNAME), self.b(u + PATHNAME)) {
@@ -554,18 +553,15 @@ impl Tracker {
         }
         let end = self.w.min(SCRATCH + MAX_URL);
         self.w = out;
-        if how == NAVIGATION && self.same(SCRATCH, end, PAGE, PAGE + self.page_len) {
+        if !manual && self.same(SCRATCH, end, PAGE, PAGE + self.page_len) {
             return;
         }
-        if how != LOAD {
-            self.leave(now);
-        }
+        self.leave(now);
         self.page_len = self.save(PAGE, SCRATCH, end, MAX_URL);
         if self.page_len == 0 {
             return;
         }
-        let r = start::REFERRER;
-        let referrer = how == LOAD && self.is_http(r) && !self.on_host(r);
+        let referrer = self.is_http(r) && !self.on_host(r);
         self.open(t!(b"pageview"), now);
         if referrer {
             self.raw(t!(b",\"referrer\":\""));
