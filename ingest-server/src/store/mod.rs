@@ -112,13 +112,7 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        // WAL lets readers run beside the writer; FULL makes each commit
-                        // durable before the writer acknowledges it.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        conn.execute(sqlite_pragmas().as_str()).await?;
                     }
                     Ok(())
                 })
@@ -143,10 +137,7 @@ impl Store {
             .as_ref()
             .ok_or(StoreError::WriterPoisoned)?;
         let conn = rusqlite::Connection::open(path)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; \
-             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-        )?;
+        conn.execute_batch(&sqlite_pragmas())?;
         Ok(conn)
     }
 
@@ -264,7 +255,10 @@ impl Store {
     /// SQLite: copies the write-ahead log back into the database file, as far as readers
     /// allow, without blocking the writer (a passive checkpoint). Connections never do this
     /// on their own (`wal_autocheckpoint = 0`): a commit that ran it waited for it, so every
-    /// thousandth page a batch of events stalled for milliseconds. PostgreSQL: nothing.
+    /// thousandth page a batch of events stalled for milliseconds. While a reader holds an
+    /// old snapshot (a long stats query, a busy rollup round) the log can only grow; once
+    /// everything is copied, the next commit starts it over and `journal_size_limit` cuts
+    /// the file back to 64 MiB. PostgreSQL: nothing.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         if self.dialect == Dialect::Sqlite {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
@@ -284,6 +278,21 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// The settings of every SQLite connection. WAL lets readers run beside the writer; FULL
+/// makes each commit durable before the writer acknowledges it; checkpoints are the
+/// server's own ([`Store::checkpoint`]); a log that grew past 64 MiB is cut back to that
+/// when it starts over (without the limit the file kept its largest size for good).
+fn sqlite_pragmas() -> String {
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; \
+         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}; PRAGMA busy_timeout = 10000; \
+         PRAGMA foreign_keys = ON;"
+    )
+}
+
+/// The size (bytes) the write-ahead log file is cut back to when it starts over.
+pub const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Lowers the calling thread's scheduling priority to that of background work (nice 10 on
 /// Linux). Where that is not possible, the thread keeps its priority.

@@ -9,3 +9,4 @@ mod monitors;
 mod shutdown;
 mod stats;
 mod trace;
+mod wal;
