@@ -95,16 +95,18 @@ pub const MAX_KEY: usize = 64;
 pub const MAX_VALUE: usize = 256;
 pub const MAX_NAME: usize = 120;
 
-/// Where things are in [`Tracker::m`]: the saved page URL, host name and `data-exclude`
-/// (followed by a comma), room to clean a URL in (see [`Tracker::pageview`]), the output
-/// buffer and the I/O buffer (`t.js` may write past its end, into memory never read between
-/// calls: the rest of `m` and the stack).
-const PAGE: usize = 0;
-const HOST: usize = 0x800;
+/// Where things are in [`Tracker::m`]: the constant text (first, so that its positions are
+/// short numbers in the code), the saved page URL, host name and `data-exclude` (with NULs
+/// before and after it), room to clean a URL in (see [`Tracker::pageview`]: it may take up
+/// to the input's length, so it ends before the input starts), the input buffer and, after
+/// it, the events written (`t.js` writes the input from [`IN`] on, reads the events from
+/// [`OUT`] on, and may write past the input's end, into memory never read between calls).
+const TEXT: usize = 0;
+const PAGE: usize = 0x100;
+const HOST: usize = 0x900;
 const GLOBS: usize = 0x1000;
-const TEXT: usize = 0x2000;
-const SCRATCH: usize = 0x3000;
-pub const IN: usize = 0x10000;
+const SCRATCH: usize = 0x1900;
+pub const IN: usize = 0x20000;
 pub const IN_LEN: usize = 0x10000;
 pub const OUT: usize = IN + IN_LEN;
 const SIZE: usize = 0x40000;

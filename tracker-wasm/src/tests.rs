@@ -153,6 +153,26 @@ fn records_the_page_view_with_referrer_and_screen() {
 }
 
 #[test]
+fn cuts_long_urls_and_keeps_the_referrer() {
+    // Cleaning the page's URL takes as much room as the input: it must not reach it.
+    let path = format!("/{}", "a".repeat(60_000));
+    let mut t = start_with(Start {
+        exclude: "",
+        page: url("example.com", &path, "?utm_source=x"),
+        referrer: url("news.ycombinator.com", "/item", "?id=1"),
+        hidden: false,
+    });
+    let ev = events(&mut t);
+    let page = format!("https://example.com{}", &path[..MAX_URL - 19]);
+    assert!(
+        ev[0].contains(&format!(r#""url":"{page}","#)),
+        "{}",
+        &ev[0][..80]
+    );
+    assert!(ev[0].contains(r#""referrer":"https://news.ycombinator.com/item""#));
+}
+
+#[test]
 fn counts_spa_navigations_once_per_url() {
     let mut t = start("", url("example.com", "/", ""));
     for (dt, path) in [
