@@ -26,6 +26,7 @@ pub mod demo;
 pub mod enrich;
 pub mod http;
 pub mod maintenance;
+pub mod memory;
 pub mod metrics;
 pub mod monitors;
 pub mod pipeline;
