@@ -392,16 +392,20 @@ impl Tracker {
         }
     }
 
-    /// The text from `a` to `b`, escaped for a JSON string.
+    /// The text from `a` to `b`, escaped for a JSON string. Returns whether it holds more
+    /// than spaces.
     #[inline(never)]
-    fn text(&mut self, a: usize, b: usize) {
+    fn text(&mut self, a: usize, b: usize) -> bool {
+        let mut seen = false;
         for i in a..b {
             let c = self.m[i & MASK];
+            seen |= c > b' ';
             if c == b'"' || c == b'\\' {
                 self.put(b'\\');
             }
             self.put(if c < b' ' { b' ' } else { c });
         }
+        seen
     }
 
     /// The decimal digits of `n`.
@@ -601,11 +605,11 @@ impl Tracker {
     /// after it; or, for an outbound click, `Outbound Link: Click` with the link's `href` (at
     /// the same field) as prop `url`. Not when the page is not tracked, nor without a name.
     fn event(&mut self, now: u64, outbound: bool) {
-        let n = tally::NAME;
-        let (a, b) = (self.a(n), self.cut(self.a(n), self.b(n), MAX_NAME));
-        if self.page_len == 0 || !outbound && !(a..b).any(|i| self.m[i & MASK] > b' ') {
+        if self.page_len == 0 {
             return;
         }
+        let n = tally::NAME;
+        let a = self.a(n);
         self.open(t!(b"event"), now);
         self.raw(t!(b",\"name\":\""));
         if outbound {
@@ -613,7 +617,11 @@ impl Tracker {
             self.text(a, self.cut(a, self.b(n), MAX_VALUE));
             self.raw(t!(b"\"}"));
         } else {
-            self.text(a, b);
+            // A name of spaces only is no name.
+            if !self.text(a, self.cut(a, self.b(n), MAX_NAME)) {
+                self.w = self.from;
+                return;
+            }
             self.put(b'"');
             self.props(n + 1);
         }
