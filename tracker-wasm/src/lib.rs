@@ -197,13 +197,12 @@ pub struct Tracker {
     /// The events in `t.js`'s queue, and their bytes.
     events: u32,
     bytes: usize,
-    /// Tries of the `fetch` in flight that failed.
-    failures: u32,
+    /// How many times the `fetch` in flight has been sent (0: none is in flight; it may wait
+    /// to be sent again).
+    tries: u32,
     page_len: usize,
     host_len: usize,
     exclude_len: usize,
-    /// A `fetch` is in flight (or waits to be sent again).
-    flight: bool,
     user: bool,
     screen: u64,
     rng: u64,
@@ -226,11 +225,10 @@ impl Tracker {
             from: 0,
             events: 0,
             bytes: 0,
-            failures: 0,
+            tries: 0,
             page_len: 0,
             host_len: 0,
             exclude_len: 0,
-            flight: false,
             user: false,
             screen: 0,
             rng: 0,
@@ -283,26 +281,28 @@ impl Tracker {
             }
             TAKE => {
                 // `sendBeacon` took the queue; or the timer fired, and the queue goes out by
-                // `fetch` unless one is in flight.
-                let fetch = !set && !self.flight && self.events > 0;
-                if set || fetch {
-                    (self.events, self.bytes) = (0, 0);
+                // `fetch` unless one is in flight (or it is empty).
+                let fetch = !set;
+                if fetch && (self.tries > 0 || self.events == 0) {
+                    return 0;
                 }
-                self.flight |= fetch;
+                (self.events, self.bytes) = (0, 0);
+                self.tries += fetch as u32;
                 return fetch as u32;
             }
             DONE => {
                 let status = a as u32;
                 if status == 0 || status == 408 || status == 429 || status >= 500 {
-                    self.failures = (self.failures + 1).min(6);
-                    return (FLUSH_MS << self.failures).min(MAX_BACKOFF_MS);
+                    // Sent again after 2 s, 4 s, 8 s… up to a minute.
+                    self.tries = (self.tries + 1).min(7);
+                    return (FLUSH_MS / 2 << self.tries).min(MAX_BACKOFF_MS);
                 }
-                (self.flight, self.failures) = (false, 0);
+                self.tries = 0;
                 return 0;
             }
             _ => {}
         }
-        // The events, where `t.js` reads them: over the input, which is done with.
+        // The events, where `t.js` reads them: after the input.
         ((self.w - IN) as u32) << 1 | beacon as u32
     }
 
