@@ -54,12 +54,13 @@ try {
       click = (e) => tally('click', e.target.closest?.('a[href]')),
       // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool (and 'click'
       // link); the wasm takes all of them the same way: the command, a.url (or a link's
-      // href) resolved, a as text, and per prop its key, and its value after the second letter
-      // of its type.
+      // href) resolved, a as text, and per prop its key, and its value after a letter of its
+      // type: (typeof v)[1] for a finite number ('u'), else (typeof v)[2] ('r' string, 'o'
+      // boolean, 'm' NaN…).
       tally = (c, a, b) =>
         call(
           3,
-          () => [c, ...resolve(a && (a.url || a.href)), a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[1] + v])],
+          () => [c, ...resolve(a && (a.url || a.href)), a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[2 - Number.isFinite(v)] + v])],
           !!a,
         ),
       on = (target, type, f) => target.addEventListener(type, f, !0),

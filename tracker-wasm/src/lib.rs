@@ -440,8 +440,9 @@ impl Tracker {
         self.exclude_len = self.save(GLOBS, self.a(EXCLUDE), self.b(EXCLUDE), MAX_URL);
         self.host_len = self.save(HOST, self.a(URL), self.b(URL), 256);
         self.screen = screen as u64;
-        // The seed of the ids: the time and the bits of `Math.random()` (the fraction).
-        self.rng = screen.to_bits() ^ now | 1;
+        // The seed of the ids: the time and the bits of `Math.random()` (the fraction); never
+        // 0, as xorshift needs.
+        self.rng = screen.to_bits() ^ now;
         self.visible_since = if self.m[self.a(HIDDEN) & MASK] == b't' {
             NEVER
         } else {
@@ -629,12 +630,11 @@ impl Tracker {
     }
 
     /// Writes the props of a custom event as its `"props"` member, from field `k` on: two
-    /// fields each, its key, and its value as text after its type (the second letter of
-    /// JavaScript's `typeof`: `t` string, `u` number (or function), `o` boolean). Props that
-    /// break a limit are dropped, and so are numbers that are not finite (or functions): a
-    /// number is kept when it starts with a digit or `-` and ends with a digit (`3`, `-0.5`,
-    /// `1e+21`; not `NaN`, `-Infinity`, `x=>1`). Strings are cut. Nothing is written when no
-    /// prop is left.
+    /// fields each, its key, and its value as text after its type, as `t.js` tells it: the
+    /// letter `typeof v` has at index 1 for a finite number (`u`), at index 2 for anything
+    /// else (`r` string, `o` boolean; `m` for `NaN` or infinities, `n` for a function…).
+    /// Props of other types, and those that break a limit, are dropped. Strings are cut.
+    /// Nothing is written when no prop is left.
     fn props(&mut self, k: usize) {
         // The fields are read in order: each ends at the next NUL.
         let (mut n, mut key) = (0, self.a(k));
@@ -645,14 +645,9 @@ impl Tracker {
             }
             let (kind, v) = (self.m[(ke + 1) & MASK], ke + 2);
             let ve = self.next(v);
-            let (first, last) = (self.m[v & MASK], self.m[(ve - 1) & MASK]);
             if key < ke
                 && self.cut(key, ke, MAX_KEY) == ke
-                && (kind == b't'
-                    || kind == b'o'
-                    || kind == b'u'
-                        && (first == b'-' || first.is_ascii_digit())
-                        && last.is_ascii_digit())
+                && (kind == b'r' || kind == b'o' || kind == b'u')
             {
                 self.raw(if n == 0 {
                     t!(b",\"props\":{\"")
@@ -661,7 +656,7 @@ impl Tracker {
                 });
                 self.text(key, ke);
                 self.raw(t!(b"\":"));
-                if kind == b't' {
+                if kind == b'r' {
                     self.put(b'"');
                     self.text(v, self.cut(v, ve, MAX_VALUE));
                     self.put(b'"');

@@ -271,7 +271,7 @@ fn records_custom_events_and_the_user_flag() {
         &[],
         T0,
     );
-    let props: Vec<String> = ["plan", "tpro", "n", "uNaN", "seats", "u3"]
+    let props: Vec<String> = ["plan", "rpro", "n", "mNaN", "seats", "u3"]
         .map(String::from)
         .into();
     event(&mut t, "Signup", &props, T0);
@@ -433,13 +433,13 @@ fn enforces_prop_limits() {
         (&*"k".repeat(65), "o", "true"),
         ("big", "u", "1e+21"),
         ("neg", "u", "-0.5"),
-        ("nested", "b", "[object Object]"),
-        ("nan", "u", "NaN"),
-        ("inf", "u", "-Infinity"),
-        ("f", "u", "x=>1"),
-        ("none", "n", "undefined"),
-        ("q", "t", "a\"b\\c\n"),
-        (&key, "t", &value),
+        ("nested", "j", "[object Object]"),
+        ("nan", "m", "NaN"),
+        ("inf", "m", "-Infinity"),
+        ("f", "n", "x=>1"),
+        ("none", "d", "undefined"),
+        ("q", "r", "a\"b\\c\n"),
+        (&key, "r", &value),
     ] {
         fields.extend([k.to_string(), format!("{kind}{v}")]);
     }
@@ -472,7 +472,7 @@ fn holds_one_request_at_most() {
     assert_eq!(events(&mut t).len(), MAX_EVENTS as usize);
     let big = "x".repeat(MAX_VALUE);
     let fields: Vec<String> = (0..30)
-        .flat_map(|i| [format!("k{i}"), format!("t{big}")])
+        .flat_map(|i| [format!("k{i}"), format!("r{big}")])
         .collect();
     for _ in 0..10 {
         event(&mut t, "E", &fields, T0);
