@@ -7,11 +7,13 @@
 //! - [`visitor`]: the daily-salted visitor hash (§3).
 //! - [`referrer`]: referrer URL → host and well-known source name.
 //! - [`edge`]: the edge → ingest batch and its HMAC signature.
+//! - [`scrub`]: what the edge keeps of an event before queueing it (no `url` crate).
 
 pub mod agent;
 pub mod clean;
 pub mod edge;
 pub mod referrer;
+pub mod scrub;
 pub mod visitor;
 pub mod wire;
 

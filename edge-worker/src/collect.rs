@@ -1,7 +1,8 @@
 //! `POST /api/event` (CONTRACT §2) at the edge: rate limit, validate (tally-core), check the
-//! site and origin, enrich (visitor hash, country, browser/OS/device; bots dropped), queue,
-//! and answer `202` only once the queue holds the events. Bots and refused requests are
-//! counted for the pipeline view (`tally_edge_model::drops`).
+//! site and origin, enrich (visitor hash, country, browser/OS/device; bots dropped), scrub
+//! (sensitive values out of the URL, referrer and props), queue, and answer `202` only once
+//! the queue holds the events. Bots and refused requests are counted for the pipeline view
+//! (`tally_edge_model::drops`).
 
 use std::cell::RefCell;
 
@@ -15,7 +16,7 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Context, Env, Error, Request, Response, Result};
 
-use crate::config::{EVENTS_QUEUE, RATE_LIMITER};
+use crate::config::{self, EVENTS_QUEUE, RATE_LIMITER};
 use crate::http::{self, now_ms};
 use crate::{ingest, salt_keeper};
 
@@ -101,7 +102,7 @@ async fn collect(
         (Vec::new(), batch.events.len())
     } else {
         let salt = salt_keeper::today(env, now).await?;
-        let enriched = enrich(batch, &conn, &salt, now);
+        let enriched = enrich(batch, &conn, &salt, &config::redact_words(env), now);
         (enriched.events, enriched.bots)
     };
     if bots > 0 {

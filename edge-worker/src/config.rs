@@ -7,6 +7,15 @@ pub const EVENTS_QUEUE: &str = "EVENTS";
 pub const SALT_OBJECT: &str = "SALT";
 pub const RATE_LIMITER: &str = "RATE_LIMITER";
 
+/// The operator's extra sensitive words, `TALLY_REDACT` (comma-separated, read as the ingest
+/// server reads its own `TALLY_REDACT`; set both to the same list): props and `utm_*`
+/// parameters whose names contain one are redacted before events are queued. None when unset.
+pub fn redact_words(env: &Env) -> Vec<String> {
+    env.var("TALLY_REDACT")
+        .map(|v| tally_core::scrub::redact_words(&v.to_string()))
+        .unwrap_or_default()
+}
+
 /// What the worker needs to talk to the ingest server.
 #[derive(Clone)]
 pub struct Config {
