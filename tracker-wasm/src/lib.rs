@@ -451,20 +451,13 @@ impl Tracker {
         self.pageview(now, URL, REFERRER, false);
     }
 
-    /// Whether the path from `a` to `b` matches one of the `data-exclude` globs: `*` matches
-    /// any run of characters, `/` included; everything else matches itself. Globs are
-    /// separated by commas or spaces (the byte before the first and the one after the last
-    /// are NUL, a separator too).
-    fn excluded(&self, a: usize, b: usize) -> bool {
-        (GLOBS..GLOBS + self.exclude_len).any(|g| sep(self.m[(g - 1) & MASK]) && self.glob(g, a, b))
-    }
-
-    /// Whether the glob from `p` (up to the next separator) matches the text from `t` to
-    /// `te`, with backtracking to the last `*`.
-    #[inline(never)]
-    fn glob(&self, mut p: usize, mut t: usize, te: usize) -> bool {
-        let (mut star, mut retry) = (0, 0);
-        loop {
+    /// Whether the path from `t0` to `te` matches one of the `data-exclude` globs: `*`
+    /// matches any run of characters, `/` included; everything else matches itself. Globs are
+    /// separated by commas or spaces (the byte after the last is a NUL, a separator too). One
+    /// pass over the globs, each matched with backtracking to its last `*`.
+    fn excluded(&self, t0: usize, te: usize) -> bool {
+        let (mut p, mut t, mut star, mut retry) = (GLOBS, t0, 0, 0);
+        while p <= GLOBS + self.exclude_len {
             let c = self.m[p & MASK];
             if c == b'*' {
                 (star, retry) = (p + 1, t);
@@ -477,10 +470,16 @@ impl Tracker {
             } else if star > 0 && retry < te {
                 retry += 1;
                 (p, t) = (star, retry);
+            } else if sep(c) {
+                // The next glob.
+                (p, t, star) = (p + 1, t0, 0);
             } else {
-                return false;
+                // This one does not match: on to its end (past the path's end, `t` matches
+                // nothing).
+                (p, t) = (p + 1, te + 1);
             }
         }
+        false
     }
 
     /// Starts an event of `kind` after the events of this call, with the current page's

@@ -407,6 +407,8 @@ fn matches_exclude_globs() {
         ("/blog/2024/draft", true),
         ("/axxbyyc", true),
         ("/axxbyy", false),
+        ("/xbyc", false),
+        ("/drafts", false),
         ("/exact", true),
         ("/exact/", false),
         ("/admin", false),
