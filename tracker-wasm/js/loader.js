@@ -50,8 +50,9 @@ try {
       // and then its parts, as the browser parsed them.
       resolve = (u) => ((u = new URL(u || '', location)), [u.hostname, u.origin, u.pathname, u.search]),
       nav = () => call(1, resolve),
-      // A click: tally('click', the link clicked, if any); the wasm keeps outbound ones.
-      click = (e) => tally('click', e.target.closest?.('a[href]')),
+      // A click: tally('click', the link clicked, if any, {url: its href}); the wasm keeps
+      // outbound ones.
+      click = (e) => tally('click', (e = e.target.closest?.('a[href]')), { url: e?.href }),
       // tally(command, a, b): 'event' name props, 'pageview' {url}, 'user' bool (and 'click'
       // link); the wasm takes all of them the same way: the command, a.url (or a link's
       // href) resolved, a as text, and per prop its key, and its value after a letter of its

@@ -121,7 +121,7 @@ fn sep(c: u8) -> bool {
 /// [`TEXT`] in [`Tracker::m`], where it is compared and copied like any other text. Each
 /// piece is written once: pieces that are part of others (`event`, `,"props":{"`, `user`…)
 /// are found inside them.
-const CONST: &[u8] = b"clickpageviewengagement,{\"kind\":\"event\",\"url\":\"\",\"id\":\"\",\"ts\":,\"name\":\"Outbound Link: Click\",\"props\":{\"url\":\"\"},\"engaged_ms\":,\"user\":false},\"user\":true}httputm_,\"referrer\":\",\"screen\":0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const CONST: &[u8] = b"clickpageviewengagement,{\"kind\":\"event\",\"url\":\"\",\"id\":\"\",\"ts\":,\"name\":\"Outbound Link: Click\",\"props\":{\",\"engaged_ms\":,\"user\":false},\"user\":true}httputm_,\"referrer\":\",\"screen\":0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// Where `s` is in [`CONST`]: its range of positions in [`Tracker::m`] (found when compiling).
 const fn span(s: &[u8]) -> (usize, usize) {
@@ -259,16 +259,18 @@ impl Tracker {
             }
             TALLY => {
                 if self.is(tally::COMMAND, t!(b"event")) {
-                    self.event(now, false);
+                    let a = self.a(tally::NAME);
+                    self.event(now, (a, self.cut(a, self.b(tally::NAME), MAX_NAME)));
                 }
-                // `tally('click', link)`, as `t.js` calls it for clicks on links: one to
-                // another host is sent now, by `sendBeacon` (the page may be going away).
+                // `tally('click', link, {url: link.href})`, as `t.js` calls it for clicks on
+                // links: one to another host is sent now, by `sendBeacon` (the page may be
+                // going away).
                 if self.is(tally::COMMAND, t!(b"click"))
                     && self.is_http(tally::URL)
                     && !self.on_host(tally::URL)
                 {
                     beacon = true;
-                    self.event(now, true);
+                    self.event(now, t!(b"Outbound Link: Click"));
                 }
                 // `tally('pageview', {url})`: one on another host is not recorded (the
                 // collector would refuse it).
@@ -601,30 +603,21 @@ impl Tracker {
         }
     }
 
-    /// A custom event on the current page, its name at field [`tally::NAME`] and its props
-    /// after it; or, for an outbound click, `Outbound Link: Click` with the link's `href` (at
-    /// the same field) as prop `url`. Not when the page is not tracked, nor without a name.
-    fn event(&mut self, now: u64, outbound: bool) {
+    /// A custom event on the current page, named by the text from `a` to `b` (the name
+    /// passed, cut; or `Outbound Link: Click`), with the props after field [`tally::NAME`].
+    /// Not when the page is not tracked, nor without a name (spaces only).
+    fn event(&mut self, now: u64, (a, b): (usize, usize)) {
         if self.page_len == 0 {
             return;
         }
-        let n = tally::NAME;
-        let a = self.a(n);
         self.open(t!(b"event"), now);
         self.raw(t!(b",\"name\":\""));
-        if outbound {
-            self.raw(t!(b"Outbound Link: Click\",\"props\":{\"url\":\""));
-            self.text(a, self.cut(a, self.b(n), MAX_VALUE));
-            self.raw(t!(b"\"}"));
-        } else {
-            // A name of spaces only is no name.
-            if !self.text(a, self.cut(a, self.b(n), MAX_NAME)) {
-                self.w = self.from;
-                return;
-            }
-            self.put(b'"');
-            self.props(n + 1);
+        if !self.text(a, b) {
+            self.w = self.from;
+            return;
         }
+        self.put(b'"');
+        self.props(tally::NAME + 1);
         self.commit();
     }
 

@@ -301,9 +301,12 @@ fn records_custom_events_and_the_user_flag() {
 fn records_outbound_clicks_only() {
     let mut t = start("", url("example.com", "/", ""));
     events(&mut t);
-    // `tally('click', link)`: the link's URL, and the link as text (its `href`).
-    let click =
-        |t: &mut Page, link: Vec<String>, href: &str| tally(t, "click", link, href, &[], T0);
+    // `tally('click', link, {url: link.href})`: the link's URL, the link as text (its
+    // `href`), and its `href` as prop `url`.
+    let click = |t: &mut Page, link: Vec<String>, href: &str| {
+        let props = ["url".into(), format!("r{href}")];
+        tally(t, "click", link, href, &props, T0)
+    };
     assert_eq!(
         click(
             &mut t,
