@@ -1,8 +1,9 @@
 // The tracker's size budget: t.js + every file it loads ≤ 2560 bytes with gzip -9.
 //
-// The budget is not met yet (3,192 bytes with every feature of CONTRACT §1, measured as
-// below): that test runs and reports its failure as a TODO, so the rest of the suite stays
-// usable, and a second, hard check keeps the tracker from growing past what it is today.
+// The budget is not met yet (2,801 bytes with every feature of CONTRACT §1, measured as
+// below; 3,192 before tracker-wasm/README.md's "Size" changes): that test runs and reports
+// its failure as a TODO, so the rest of the suite stays usable, and a second, hard check
+// keeps the tracker from growing past what it is today.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { buildOnce, TRACKER_DIR } from './helpers.mjs';
 
 export const BUDGET = 2560;
 /** Today's size, rounded up: the tracker may only shrink. */
-export const CEILING = 3200;
+export const CEILING = 2810;
 
 function measure() {
   buildOnce();

@@ -10,22 +10,23 @@
 //! JSON, how many events a request may carry, when to send, and the retries.
 //!
 //! All the state is one [`Tracker`]: a few numbers and one byte array [`Tracker::m`] holding,
-//! at fixed places, the saved page URL, host name and `data-exclude`, the events being
-//! written, and the I/O buffer shared with `t.js`. Text is handled as ranges of positions in that array,
-//! indexed through a power-of-two mask, so that nothing can panic (a panic site would bring
-//! `core::fmt` into the wasm) and no slice is ever passed around. On wasm32, `abi` exports
-//! [`Tracker::call`] as the C-ABI function `c` over a static `Tracker` (zero-initialised:
-//! no bytes in the binary).
+//! at fixed places, the events' constant text ([`CONST`]), the saved page URL, host name and
+//! `data-exclude`, and the buffers shared with `t.js`: its input, then the events written.
+//! Text is handled as ranges of positions in that array, indexed through a power-of-two
+//! mask, so that nothing can panic (a panic site would bring `core::fmt` into the wasm) and
+//! no slice is ever passed around. On wasm32, `abi` exports [`Tracker::call`] as the C-ABI
+//! function `c` over a static `Tracker` (zeros but the constant text: its data segment is
+//! that text alone).
 //!
 //! # Calls
 //!
-//! `t.js` writes the text arguments of a call into the I/O buffer ([`IN`]) as UTF-8 fields
-//! joined by NUL bytes, and calls `c(op, len, a, now)`: the operation, the bytes written, a
-//! number and the time (ms since 1970). The events a call records are written as JSON, each
-//! as `,{…}`, into the output buffer ([`OUT`]), and at the end of the call copied to the
-//! start of the I/O buffer (the input is done with by then). The recording calls return
-//! their length times 2, plus [`BEACON`] when the queue is to be sent at once by
-//! `sendBeacon`; `t.js` appends them to its queue (a string).
+//! `t.js` writes the text arguments of a call into the input buffer ([`IN`]) as UTF-8
+//! fields joined by NUL bytes, and calls `c(op, len, a, now)`: the operation, the bytes
+//! written, a number and the time (ms since 1970). The events a call records are written as
+//! JSON, each as `,{…}`, into the output buffer ([`OUT`], right after the input buffer,
+//! where `t.js` reads them). The recording calls return the end of what they wrote (from
+//! [`IN`]) times 2, plus [`BEACON`] when the queue is to be sent at once by `sendBeacon`;
+//! `t.js` appends the events to its queue (a string).
 //!
 //! | op | text fields | `a` | returns |
 //! | --- | --- | --- | --- |
@@ -33,12 +34,12 @@
 //! | [`NAV`] | the page's URL | | events |
 //! | [`VIS`] | | hidden (1) or visible (0) | events, [`BEACON`] when hidden |
 //! | [`TALLY`] | see [`tally`] | `!!a` | events, [`BEACON`] after an outbound click |
-//! | [`TAKE`] | | 0: the timer fired; 1: `sendBeacon` took the queue | 1: send the queue by `fetch` now |
-//! | [`DONE`] | | HTTP status of that `fetch` (0: network error) | ms until it is sent again; 0: done |
-//! | [`IO_ADDRESS`] (wasm only) | | | the address of the I/O buffer |
+//! | [`TAKE`] | | 0: the timer fired; 1: `sendBeacon` took the queue | 1: send by `fetch` now |
+//! | [`DONE`] | | HTTP status of that `fetch` (0: network error) | ms until sent again; 0: done |
+//! | [`IO_ADDRESS`] (wasm only) | | | the address of the input buffer |
 //!
 //! [`TALLY`] is `tally(c, a, b)`, the page's API, and also how `t.js` reports a click on a
-//! link: `tally('click', link)` (an `<a>` element, which reads as its `href`).
+//! link: `tally('click', link, {url: link.href})` (`link` an `<a>` element).
 //!
 //! A URL is four fields, its parts as the browser parsed them: `hostname` (no port),
 //! `origin`, `pathname`, `search` (`example.com`, `https://example.com:8443`, `/blog/hello`,
@@ -121,7 +122,14 @@ fn sep(c: u8) -> bool {
 /// [`TEXT`] in [`Tracker::m`], where it is compared and copied like any other text. Each
 /// piece is written once: pieces that are part of others (`event`, `,"props":{"`, `user`…)
 /// are found inside them.
-const CONST: &[u8] = b"clickpageviewengagement,{\"kind\":\"event\",\"url\":\"\",\"id\":\"\",\"ts\":,\"name\":\"Outbound Link: Click\",\"props\":{\",\"engaged_ms\":,\"user\":false},\"user\":true}httputm_,\"referrer\":\",\"screen\":0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const CONST: &[u8] = concat!(
+    "clickpageviewengagement",
+    r#",{"kind":"event","url":"","id":"","ts":"#,
+    r#","name":"Outbound Link: Click","props":{","engaged_ms":"#,
+    r#","user":false},"user":true}httputm_,"referrer":","screen":"#,
+    "0123456789ABCDEFGHJKMNPQRSTVWXYZ",
+)
+.as_bytes();
 
 /// Where `s` is in [`CONST`]: its range of positions in [`Tracker::m`] (found when compiling).
 const fn span(s: &[u8]) -> (usize, usize) {
@@ -165,7 +173,7 @@ pub mod start {
 
 /// The fields of [`TALLY`]: the command, a URL (four fields: `a.url`, or the `href` of a
 /// link, resolved against the page; the page itself without one), `a` as text (the name of
-/// a custom event, the `href` of a link), then per prop of `b` its key, and its type and value (see
+/// a custom event), then per prop of `b` its key, and its type and value (see
 /// `Tracker::props`). The commands: `event`, `pageview`, `user` and `click`; any other does
 /// nothing.
 pub mod tally {
@@ -297,7 +305,7 @@ impl Tracker {
                 if status == 0 || status == 408 || status == 429 || status >= 500 {
                     // Sent again after 2 s, 4 s, 8 s… up to a minute.
                     self.tries = (self.tries + 1).min(7);
-                    return (FLUSH_MS / 2 << self.tries).min(MAX_BACKOFF_MS);
+                    return ((FLUSH_MS / 2) << self.tries).min(MAX_BACKOFF_MS);
                 }
                 self.tries = 0;
                 return 0;
