@@ -109,7 +109,7 @@ impl Default for Metrics {
             commit_failures.clone(),
         );
         let request_seconds = Family::<Route, Histogram>::new_with_constructor(
-            (|| Histogram::new(REQUEST_BUCKETS.into_iter())) as fn() -> Histogram,
+            (|| Histogram::new(REQUEST_BUCKETS)) as fn() -> Histogram,
         );
         registry.register(
             "request_seconds",

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 pub use events::{NewEvent, StoredEvent};
 
@@ -253,19 +253,47 @@ impl Store {
     }
 
     /// SQLite: copies the write-ahead log back into the database file, as far as readers
-    /// allow, without blocking the writer (a passive checkpoint). Connections never do this
-    /// on their own (`wal_autocheckpoint = 0`): a commit that ran it waited for it, so every
-    /// thousandth page a batch of events stalled for milliseconds. While a reader holds an
-    /// old snapshot (a long stats query, a busy rollup round) the log can only grow; once
-    /// everything is copied, the next commit starts it over and `journal_size_limit` cuts
-    /// the file back to 64 MiB. PostgreSQL: nothing.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&self.pool)
-                .await?;
+    /// allow. Connections never do this on their own (`wal_autocheckpoint = 0`): a commit
+    /// that ran it waited for it, so every thousandth page a batch of events stalled for
+    /// milliseconds. PostgreSQL: nothing.
+    ///
+    /// The bulk is copied beside the writer (a passive checkpoint). That alone never lets the
+    /// log start over under steady traffic: SQLite reuses the log from its start only when a
+    /// commit finds every page of it copied and no reader in it, and commits keep adding
+    /// pages while the copy runs. So once the log holds more than [`WAL_RESTART_PAGES`]
+    /// pages, the pages added meanwhile are copied with the write gate held (no commit in
+    /// between), and once the readers that started before are done, the next commit starts
+    /// the log over (a restarting checkpoint; readers that start after the copy do not need
+    /// the log). It waits for them at most [`READER_WAIT`]; when one is still reading, the
+    /// next round tries again. The file is reused, not truncated: writing over its pages
+    /// costs each commit's sync less than growing the file again.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        if self.dialect != Dialect::Sqlite {
+            return Ok(Checkpoint::default());
         }
-        Ok(())
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&self.pool)
+            .await?;
+        let log_pages: i64 = row.try_get(1)?;
+        if log_pages <= WAL_RESTART_PAGES || self.sqlite_path.is_none() {
+            return Ok(Checkpoint {
+                log_pages,
+                restarts: false,
+            });
+        }
+        self.sqlite_write(|conn| {
+            conn.busy_timeout(READER_WAIT)?;
+            let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            });
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            let (busy, log_pages) = done?;
+            Ok(Checkpoint {
+                log_pages,
+                restarts: busy == 0,
+            })
+        })
+        .await
     }
 
     /// A trivial query, for `/healthz`.
@@ -286,9 +314,28 @@ impl Store {
 fn sqlite_pragmas() -> String {
     format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; \
-         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}; PRAGMA busy_timeout = 10000; \
-         PRAGMA foreign_keys = ON;"
+         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}; PRAGMA busy_timeout = {}; \
+         PRAGMA foreign_keys = ON;",
+        BUSY_TIMEOUT.as_millis()
     )
+}
+
+/// Pages (4 KiB each) the write-ahead log may hold before a checkpoint with the write gate
+/// held makes it start over: 16 MiB.
+pub const WAL_RESTART_PAGES: i64 = 4096;
+
+/// How long a checkpoint holding the write gate waits for readers to leave the log.
+pub const READER_WAIT: Duration = Duration::from_millis(10);
+
+/// How long a connection waits for a lock held by another before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one [`Store::checkpoint`] found: the pages in the write-ahead log, and whether the
+/// next commit starts it over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub log_pages: i64,
+    pub restarts: bool,
 }
 
 /// The size (bytes) the write-ahead log file is cut back to when it starts over.
