@@ -3,9 +3,12 @@
 // in front of the ingest server). Every check reads the data the ingest server stored.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildOnce, startIngest, startCollector, startSite, snippet, launch, until, sleep } from './helpers.mjs';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { buildOnce, startIngest, startCollector, startSite, snippet, launch, until, sleep, TRACKER_DIR } from './helpers.mjs';
 
-let ingest, collector, site;
+let ingest, collector, site, plain;
 const pages = {};
 
 before(async () => {
@@ -19,15 +22,43 @@ before(async () => {
   for (const name of ['dnt', 'gpc', 'ignore', 'webdriver', 'excluded', 'local']) pages[`/${name}`] = snippet(c, 'data-exclude="/excluded,/admin/*"');
   pages['/local-allowed'] = snippet(c, 'data-allow-local');
   pages['/spa-off'] = snippet(c, 'data-spa="off"');
+  pages['/no-wasm'] = snippet(c);
+  // t.js from a static server that answers the wasm as application/octet-stream (as some
+  // servers and CDNs do), the events to the collector.
+  plain = await startPlainServer();
+  pages['/wrong-type'] = snippet(c, `data-api="http://collector.test:${c}/api/event"`).replace(
+    `collector.test:${c}/t.js`,
+    `collector.test:${plain.port}/t.js`,
+  );
 });
 
 after(async () => {
+  await plain?.stop();
   await collector?.stop();
   await site?.stop();
   await ingest?.stop();
 });
 
 const url = (p) => `http://example.com:${site.port}${p}`;
+
+/** Serves dist/tracker (CORS open) with every file as application/octet-stream; records the
+ * paths requested. */
+async function startPlainServer() {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const name = path.basename(new URL(req.url, 'http://x').pathname);
+    requests.push(name);
+    let body;
+    try {
+      body = readFileSync(path.join(TRACKER_DIR, name));
+    } catch {
+      return res.writeHead(404).end();
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*' }).end(body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { port: server.address().port, requests, stop: () => new Promise((r) => server.close(r)) };
+}
 
 test('a visit: page view, queued event with props, SPA navigations, outbound click, engagement', async () => {
   const { browser, context } = await launch();
@@ -160,6 +191,9 @@ test('data-spa="off": history navigations are not page views, tally(\'pageview\'
   try {
     const page = await context.newPage();
     await page.goto(url('/spa-off'), { waitUntil: 'load' });
+    // The tracker starts once its wasm is instantiated, which can be after `load`: until then
+    // there is no history listener to test (and the first page view would take the pushed URL).
+    await page.waitForFunction(() => !String(tally).includes('tally.q'));
     await page.evaluate(() => history.pushState({}, '', '/spa-off/pushed'));
     await page.evaluate(() => tally('pageview', { url: '/spa-off/manual' }));
     await page.close({ runBeforeUnload: true });
@@ -179,6 +213,46 @@ test('data-spa="off": history navigations are not page views, tally(\'pageview\'
       ['/spa-off', '/spa-off/manual'],
       JSON.stringify(views),
     );
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the wasm served without application/wasm: instantiated from its bytes, fetched once', async () => {
+  const { browser, context } = await launch();
+  try {
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    await page.goto(url('/wrong-type'), { waitUntil: 'load' });
+    const view = await until(() => ingest.events().find((e) => e.kind === 'pageview' && e.path === '/wrong-type'));
+    assert.ok(view, `stored: ${JSON.stringify(ingest.events().map((e) => e.path))}`);
+    await page.evaluate(() => tally('event', 'Fallback'));
+    assert.ok(await until(() => ingest.events().find((e) => e.name === 'Fallback' && e.path === '/wrong-type')));
+    assert.deepEqual(plain.requests.filter((f) => f.endsWith('.wasm')).length, 1, JSON.stringify(plain.requests));
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('without WebAssembly: no error, tally stays the stub, nothing is sent', async () => {
+  const { browser, context } = await launch();
+  try {
+    const page = await context.newPage();
+    await page.addInitScript(() => delete window.WebAssembly);
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    const before = collector.posts().length;
+    await page.goto(url('/no-wasm'), { waitUntil: 'load' });
+    await page.evaluate(() => tally('event', 'Nope'));
+    await sleep(1500);
+    assert.equal(await page.evaluate(() => tally.q.length), 1, 'the stub still queues');
+    await page.close({ runBeforeUnload: true });
+    await sleep(500);
+    assert.equal(collector.posts().length, before);
+    assert.ok(!ingest.events().some((e) => e.path === '/no-wasm'));
+    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
   }

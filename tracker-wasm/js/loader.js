@@ -99,9 +99,14 @@ try {
     ignored == 'true' ||
     !data.site ||
     (data.allowLocal == null && /^(127\.|[^.]*$)|\.localhost$/.test(resolve()[0])) ||
-    WebAssembly.instantiateStreaming(fetch(new URL(WASM_FILE, s.src))).then((r) => {
-      x = r.instance.exports;
-      io = new Uint8Array(x.m.buffer, x.c(6));
-      d.prerendering ? on(d, 'prerenderingchange', start) : start();
-    }, () => {});
+    // Fetched once; streamed, and when streaming fails (the wasm served without
+    // application/wasm, or no streaming in the browser) instantiated from its bytes. Without
+    // WebAssembly, or with a CSP that refuses wasm, both fail and nothing starts.
+    fetch(new URL(WASM_FILE, s.src))
+      .then((r) => WebAssembly.instantiateStreaming(r.clone()).catch(() => r.arrayBuffer().then(WebAssembly.instantiate)))
+      .then((r) => {
+        x = r.instance.exports;
+        io = new Uint8Array(x.m.buffer, x.c(6));
+        d.prerendering ? on(d, 'prerenderingchange', start) : start();
+      }, () => {});
 } catch (e) {}
