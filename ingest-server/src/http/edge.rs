@@ -9,11 +9,12 @@ use serde_json::{json, Value};
 use tally_core::edge::{self, EdgeBatch, MAX_SKEW_S};
 use tally_core::visitor::visitor_from_hex;
 
-use super::collect::{read_body, refusal_error, write};
+use super::collect::{read_body, write};
 use super::error::ApiError;
 use crate::app::App;
-use crate::enrich::{to_new_event, Sender};
+use crate::enrich::{to_new_event, Refusal, Sender};
 use crate::pipeline::Outcome;
+use crate::store::events::NewEvent;
 
 /// Checks the request's signature and, for writes, that it was not seen before.
 async fn authenticate(
@@ -72,42 +73,33 @@ pub async fn batch(
             edge::MAX_BATCH_EVENTS
         )));
     }
+    // The edge has already answered the browser for each of these events, and sending the
+    // batch again cannot make a refused one acceptable: an event refused here (a page URL
+    // that passed the edge's checks but not this server's cleaning, say) is dropped and
+    // counted alone, so that it never takes the rest of its batch to the dead-letter queue.
     let mut events = Vec::with_capacity(batch.events.len());
     let mut unknown = 0u64;
+    let mut refused: Vec<(i64, String)> = Vec::new();
     for (i, e) in batch.events.into_iter().enumerate() {
-        let bad = |field: &str, reason: &str| {
-            ApiError::BadRequest(format!("events[{i}].{field}: {reason}"))
-        };
-        let mut event = e.event;
-        event
-            .validate()
-            .map_err(|(field, reason)| bad(field, &reason))?;
-        let visitor =
-            visitor_from_hex(&e.visitor).ok_or_else(|| bad("visitor", "must be 16 hex digits"))?;
-        let device = tally_core::agent::Device::parse(&e.device)
-            .ok_or_else(|| bad("device", "must be desktop, mobile or tablet"))?;
         let site = e.site.trim().to_ascii_lowercase();
         let Some(site_id) = app.sites.id(&app.store, &site).await? else {
             // The site was removed after the edge accepted the event: drop it, counted.
             unknown += 1;
             continue;
         };
-        let sender = Sender {
-            site_id,
-            site,
-            visitor,
-            country: e.country.as_deref().and_then(crate::enrich::country_code),
-            browser: e.browser,
-            os: e.os,
-            device: device.as_str().to_string(),
-            received_at,
-            edge: Some((e.edge_at.min(received_at), batch.batch.clone())),
-        };
-        events.push(to_new_event(event, i, &sender, &app.config.redact).map_err(refusal_error)?);
+        match edge_event(&app, e, site, site_id, i, received_at, &batch.batch) {
+            Ok(event) => events.push(event),
+            Err(reason) => refused.push((site_id, reason)),
+        }
     }
     if unknown > 0 {
         app.metrics.reject("unknown_site", unknown);
         app.record_drop(0, "unknown_site", unknown);
+    }
+    for (site_id, reason) in &refused {
+        app.metrics.reject("invalid", 1);
+        app.record_drop(*site_id, "invalid", 1);
+        tracing::warn!(batch = %batch.batch, %reason, "edge event refused");
     }
     let (outcome, site_ids) = write_by_site(&app, events).await?;
     // After the write: a batch that failed is retried, and its drops would count twice.
@@ -121,6 +113,42 @@ pub async fn batch(
     }
     tracing::info!(batch = %batch.batch, accepted = outcome.accepted, duplicates = outcome.duplicates, "edge batch stored");
     Ok(Json(outcome))
+}
+
+/// The stored row for event number `i` of an edge batch, or why it is refused (the
+/// message names the field, never its value).
+fn edge_event(
+    app: &App,
+    e: edge::EdgeEvent,
+    site: String,
+    site_id: i64,
+    i: usize,
+    received_at: i64,
+    batch: &str,
+) -> Result<NewEvent, String> {
+    let bad = |field: &str, reason: &str| format!("events[{i}].{field}: {reason}");
+    let mut event = e.event;
+    event
+        .validate()
+        .map_err(|(field, reason)| bad(field, &reason))?;
+    let visitor =
+        visitor_from_hex(&e.visitor).ok_or_else(|| bad("visitor", "must be 16 hex digits"))?;
+    let device = tally_core::agent::Device::parse(&e.device)
+        .ok_or_else(|| bad("device", "must be desktop, mobile or tablet"))?;
+    let sender = Sender {
+        site_id,
+        site,
+        visitor,
+        country: e.country.as_deref().and_then(crate::enrich::country_code),
+        browser: e.browser,
+        os: e.os,
+        device: device.as_str().to_string(),
+        received_at,
+        edge: Some((e.edge_at.min(received_at), batch.to_string())),
+    };
+    to_new_event(event, i, &sender, &app.config.redact).map_err(|refusal| match refusal {
+        Refusal::Invalid(m) | Refusal::ForeignPage(m) => m,
+    })
 }
 
 /// Adds what the edge dropped to the drop counters and metrics, under the site when the edge

@@ -110,22 +110,69 @@ async fn signed_batches_are_stored_once_and_forgeries_refused() {
     server.stop().await.expect("clean stop");
 }
 
+/// The edge has already answered the browser for every event of a batch, and sending it
+/// again cannot make a refused event acceptable: such an event is dropped and counted alone,
+/// and the rest of its batch is stored. A batch that is not a batch at all is refused whole.
 #[tokio::test]
-async fn malformed_batches_are_refused_whole() {
+async fn a_refused_event_is_dropped_alone_and_a_malformed_batch_whole() {
     let db = TestDb::new(Kind::Sqlite).await;
     let store = db.store().await;
     let (site, _) = store.add_site("example.com").await.expect("site");
     let server = TestServer::start(&db.url, &[]).await;
     let client = reqwest::Client::new();
     let now = ingest_server::now_ms() / 1000;
-    let mut bad = edge_event(&new_id());
-    bad["visitor"] = json!("not-hex");
-    let body = json!({"batch": "b", "events": [edge_event(&new_id()), bad]}).to_string();
+    let good = new_id();
+    let mut bad_visitor = edge_event(&new_id());
+    bad_visitor["visitor"] = json!("not-hex");
+    // A URL the edge lets through but the server's cleaning refuses (no such port).
+    let mut bad_url = edge_event(&new_id());
+    bad_url["url"] = json!("https://example.com:99999/x");
+    let mut foreign = edge_event(&new_id());
+    foreign["url"] = json!("https://elsewhere.test/x");
+    let body = json!({"batch": "b", "events": [bad_visitor, edge_event(&good), bad_url, foreign]})
+        .to_string();
     let sig = sign(EDGE_SECRET.as_bytes(), now, body.as_bytes());
-    let (status, value) = post(&client, &server.base, &body, now, &sig).await;
-    assert_eq!(status, 400);
-    assert_eq!(value["error"], "events[1].visitor: must be 16 hex digits");
-    assert_eq!(store.count_events(site.id).await.expect("count"), 0);
+    assert_eq!(
+        post(&client, &server.base, &body, now, &sig).await,
+        (200, json!({"accepted": 1, "duplicates": 0}))
+    );
+    assert_eq!(store.count_events(site.id).await.expect("count"), 1);
+    assert!(store.event_by_id(&good).await.expect("query").is_some());
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"tally_events_rejected_total{reason="invalid"} 3"#),
+        "{metrics}"
+    );
+
+    for (body, error) in [
+        ("{not json".to_string(), "malformed batch"),
+        (
+            json!({"batch": "c", "events": (0..=tally_core::edge::MAX_BATCH_EVENTS)
+                .map(|_| edge_event(&new_id()))
+                .collect::<Vec<_>>()})
+            .to_string(),
+            "events: at most",
+        ),
+    ] {
+        let ts = now + 1;
+        let sig = sign(EDGE_SECRET.as_bytes(), ts, body.as_bytes());
+        let (status, value) = post(&client, &server.base, &body, ts, &sig).await;
+        assert_eq!(status, 400, "{value}");
+        assert!(
+            value["error"].as_str().expect("message").contains(error),
+            "{value}"
+        );
+    }
+    assert_eq!(store.count_events(site.id).await.expect("count"), 1);
     server.stop().await.expect("clean stop");
 }
 
