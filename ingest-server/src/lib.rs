@@ -65,7 +65,7 @@ pub async fn serve(
     let store = Store::open(&config.database_url)
         .await
         .with_context(|| "opening the database")?;
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::with_store(&store));
     let (pipeline, writer) =
         Pipeline::start(store.clone(), metrics.clone(), config.pipeline.clone());
     let app = App::new(config, store.clone(), pipeline, metrics)?;

@@ -29,9 +29,9 @@ pub struct Route {
     pub route: &'static str,
 }
 
-/// Upper bounds (seconds) of the request-time buckets: fine around the few milliseconds a
-/// collect request takes (its batch's commit included), coarse beyond.
-const REQUEST_BUCKETS: [f64; 16] = [
+/// Upper bounds (seconds) of the request-time and write-gate buckets: fine around the few
+/// milliseconds a collect request takes (its batch's commit included), coarse beyond.
+pub const FINE_BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5,
 ];
@@ -109,7 +109,7 @@ impl Default for Metrics {
             commit_failures.clone(),
         );
         let request_seconds = Family::<Route, Histogram>::new_with_constructor(
-            (|| Histogram::new(REQUEST_BUCKETS)) as fn() -> Histogram,
+            (|| Histogram::new(FINE_BUCKETS)) as fn() -> Histogram,
         );
         registry.register(
             "request_seconds",
@@ -134,6 +134,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The server's metrics, with those the store keeps itself.
+    pub fn with_store(store: &crate::store::Store) -> Metrics {
+        let mut metrics = Metrics::default();
+        metrics.registry.register(
+            "write_gate_seconds",
+            "SQLite: time the write gate was held (a commit waiting for it waits this long), \
+             by holder: events, rollups, checkpoint",
+            store.gate_held.clone(),
+        );
+        metrics
+    }
+
     pub fn observe_commit(&self, events: usize, elapsed: Duration) {
         self.batch_size.observe(events as f64);
         self.commit_seconds.observe(elapsed.as_secs_f64());

@@ -95,15 +95,19 @@ async fn roll_chunk_sqlite(store: &Store, limit: i64) -> Result<Round, StoreErro
             };
             let mut visitors = store::load_visitors_sqlite(&read, &events)?;
             read.rollback()?;
-            let (acc, changed) = count(&events, &mut visitors);
-            Ok(Some((stamp, last, seqs.len() as u64, acc, changed)))
+            let (acc, mut changed) = count(&events, &mut visitors);
+            // Expanded into rows and put in key order here, at background priority, so
+            // that the write (which holds the write gate) only steps its statements.
+            let rows = store::rollup_rows(&acc);
+            changed.sort_unstable_by_key(|(site, visitor, v)| (*site, *visitor, v.started_at));
+            Ok(Some((stamp, last, seqs.len() as u64, rows, changed)))
         })
         .await?;
-    let Some((stamp, last, n, acc, changed)) = read else {
+    let Some((stamp, last, n, rows, changed)) = read else {
         return Ok(Round::Rolled(0));
     };
     store
-        .sqlite_write(move |conn| {
+        .sqlite_write("rollups", move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // Claims the round and moves the mark past the counted events in one statement.
             let claimed = tx
@@ -118,7 +122,7 @@ async fn roll_chunk_sqlite(store: &Store, limit: i64) -> Result<Round, StoreErro
             if claimed == 0 {
                 return Ok(Round::Busy);
             }
-            store::upsert_rollups_sqlite(&tx, &acc)?;
+            store::upsert_rollups_sqlite(&tx, &rows)?;
             store::upsert_visits_sqlite(&tx, &changed)?;
             tx.commit()?;
             Ok(Round::Rolled(n))

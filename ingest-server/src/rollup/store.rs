@@ -334,12 +334,16 @@ const VISIT_CONFLICT: &str = " ON CONFLICT (site_id, visitor, started_at) DO UPD
     events = excluded.events, exit_page = excluded.exit_page, \
     pages = excluded.pages, marks = excluded.marks";
 
-/// The rows `acc` adds to, without those it leaves as they are.
-fn rollup_rows(acc: &Acc) -> Vec<(RollupKey, Counts)> {
-    expand(acc)
+/// The rows `acc` adds to, without those it leaves as they are, in the order of the
+/// rollups' primary key: written in that order, each upsert finds its page next to the last
+/// one's instead of anywhere in the table.
+pub fn rollup_rows(acc: &Acc) -> Vec<(RollupKey, Counts)> {
+    let mut rows: Vec<(RollupKey, Counts)> = expand(acc)
         .into_iter()
         .filter(|(_, c)| !c.is_zero())
-        .collect()
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
 }
 
 /// Adds `acc` to the rollups.
@@ -377,11 +381,14 @@ pub async fn upsert_rollups(
 
 /// [`upsert_rollups`] for SQLite: one prepared single-row upsert, stepped per row (a
 /// statement of many rows is parsed anew every time, which costs more than the steps).
-pub fn upsert_rollups_sqlite(conn: &rusqlite::Connection, acc: &Acc) -> rusqlite::Result<()> {
+pub fn upsert_rollups_sqlite(
+    conn: &rusqlite::Connection,
+    rows: &[(RollupKey, Counts)],
+) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(&format!(
         "{ROLLUP_INSERT}(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12){ROLLUP_CONFLICT}"
     ))?;
-    for ((site, grain, dim, bucket, value), c) in rollup_rows(acc) {
+    for ((site, grain, dim, bucket, value), c) in rows {
         stmt.execute(rusqlite::params![
             site,
             grain,
@@ -544,6 +551,44 @@ mod tests {
     fn hashes_round_trip() {
         let h = vec![1, u64::MAX, 42];
         assert_eq!(hashes(&hashes_text(&h)), h);
+    }
+
+    #[test]
+    fn rollup_rows_come_in_key_order_with_each_grain() {
+        let mut acc = Acc::default();
+        let hour = 1_794_909_600_000; // 2026-11-17T10:00:00Z
+        let one = Counts {
+            pageviews: 1,
+            ..Counts::default()
+        };
+        for (dim, value, h) in [
+            ("page", "/b", hour),
+            ("country", "DE", hour + 3_600_000),
+            ("page", "/a", hour),
+            ("", "", hour),
+            ("page", "/a", hour - 3_600_000),
+        ] {
+            acc.add(2, dim, value, h, one);
+        }
+        acc.add(1, "page", "/z", hour, one);
+        acc.add(1, "page", "/y", hour, Counts::default());
+        let rows = rollup_rows(&acc);
+        let keys: Vec<&RollupKey> = rows.iter().map(|(k, _)| k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        // Six hourly rows (the zero one left out) and their days and months: /a's two
+        // hours share a day.
+        assert_eq!(rows.iter().filter(|r| r.0 .1 == 0).count(), 6);
+        assert_eq!(rows.iter().filter(|r| r.0 .1 == 1).count(), 5);
+        let a_day = rows
+            .iter()
+            .find(|((site, grain, dim, _, value), _)| {
+                (*site, *grain, dim.as_str(), value.as_str()) == (2, 1, "page", "/a")
+            })
+            .map(|r| r.1.pageviews);
+        assert_eq!(a_day, Some(2));
+        assert_eq!(rows.first().map(|r| r.0 .0), Some(1));
     }
 
     #[test]

@@ -175,8 +175,10 @@ impl Store {
         let stored_at = crate::now_ms();
         match self.dialect {
             Dialect::Sqlite => {
-                self.sqlite_write(move |conn| Ok(insert_sqlite(conn, &events, stored_at)?))
-                    .await
+                self.sqlite_write("events", move |conn| {
+                    Ok(insert_sqlite(conn, &events, stored_at)?)
+                })
+                .await
             }
             Dialect::Postgres => self.insert_postgres(&events, stored_at).await,
         }

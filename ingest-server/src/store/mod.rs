@@ -21,6 +21,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
@@ -73,6 +76,16 @@ pub struct Store {
     /// transactions, so that they take turns in order instead of sleeping in SQLite's busy
     /// handler (which backs off by whole milliseconds).
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: how long each holder kept the write gate (a commit waiting for it waits this
+    /// long), exported as `tally_write_gate_seconds{holder}`.
+    pub gate_held: Family<Holder, Histogram>,
+}
+
+/// Who held SQLite's write gate: `events` (the event writer), `rollups` (the rollup worker)
+/// or `checkpoint` (a checkpoint that lets the write-ahead log start over).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Holder {
+    pub holder: &'static str,
 }
 
 impl Store {
@@ -126,6 +139,9 @@ impl Store {
             sqlite_writer: Arc::default(),
             sqlite_roller: Arc::default(),
             write_gate: Arc::default(),
+            gate_held: Family::new_with_constructor(
+                (|| Histogram::new(crate::metrics::FINE_BUCKETS)) as fn() -> Histogram,
+            ),
         })
     }
 
@@ -143,8 +159,9 @@ impl Store {
 
     /// SQLite: runs `write` on the writer connection, on a blocking thread, after taking
     /// the write gate (held until `write` returns). The event writer and the rollup worker
-    /// write this way, one after the other, each in one transaction of its own.
-    pub async fn sqlite_write<T, F>(&self, write: F) -> Result<T, StoreError>
+    /// write this way, one after the other, each in one transaction of its own. How long
+    /// `holder` held the gate goes to [`Store::gate_held`].
+    pub async fn sqlite_write<T, F>(&self, holder: &'static str, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
@@ -159,12 +176,17 @@ impl Store {
             }
         };
         let _gate = self.write_gate.lock().await;
-        tokio::task::spawn_blocking(move || {
+        let held = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
             let mut conn = writer.lock().map_err(|_| StoreError::WriterPoisoned)?;
             write(&mut conn)
         })
         .await
-        .map_err(|_| StoreError::WriterPoisoned)?
+        .map_err(|_| StoreError::WriterPoisoned)?;
+        self.gate_held
+            .get_or_create(&Holder { holder })
+            .observe(held.elapsed().as_secs_f64());
+        result
     }
 
     /// SQLite: runs `read` on the rollup worker's reading thread, with its connection (kept
@@ -281,7 +303,7 @@ impl Store {
                 restarts: false,
             });
         }
-        self.sqlite_write(|conn| {
+        self.sqlite_write("checkpoint", |conn| {
             conn.busy_timeout(READER_WAIT)?;
             let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))

@@ -29,7 +29,7 @@ async fn fixture(extra: &[&str]) -> Fixture {
     let mut args = vec!["--database-url", db.url.as_str()];
     args.extend_from_slice(extra);
     let config = Config::from_args(args).expect("config");
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::with_store(&store));
     let (pipeline, _writer) =
         Pipeline::start(store.clone(), metrics.clone(), config.pipeline.clone());
     let app = App::new(config, store.clone(), pipeline, metrics).expect("app");
@@ -492,6 +492,13 @@ async fn metrics_count_what_was_sent() {
     );
     assert!(value(r#"tally_request_seconds_sum{route="/api/event"}"#) > 0.0);
     assert!(!text.contains(r#"route="/api/edge/batch""#), "{text}");
+    // The event writer took SQLite's write gate once per commit; nothing else wrote yet.
+    assert_eq!(
+        value(r#"tally_write_gate_seconds_count{holder="events"}"#),
+        2.0
+    );
+    assert!(value(r#"tally_write_gate_seconds_sum{holder="events"}"#) > 0.0);
+    assert!(!text.contains(r#"holder="rollups""#), "{text}");
     assert_eq!(stored(&f.store).await, 3);
 
     // Once they are counted, the backlog reads 0.
@@ -508,6 +515,12 @@ async fn metrics_count_what_was_sent() {
     let text = String::from_utf8(bytes.to_bytes().to_vec()).expect("utf8");
     assert!(
         text.lines().any(|l| l == "tally_rollup_backlog 0"),
+        "{text}"
+    );
+    // Counting them wrote once, under the rollup worker's label.
+    assert!(
+        text.lines()
+            .any(|l| l == r#"tally_write_gate_seconds_count{holder="rollups"} 1"#),
         "{text}"
     );
 }

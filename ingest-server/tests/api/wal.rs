@@ -18,13 +18,13 @@ async fn the_write_ahead_log_is_cut_back_after_a_long_reader() {
     let wal = format!("{path}-wal");
     let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     let commit = || {
-        store.sqlite_write(|c| {
+        store.sqlite_write("events", |c| {
             c.execute("INSERT INTO filler (b) VALUES (randomblob(65536))", [])?;
             Ok(())
         })
     };
     store
-        .sqlite_write(|c| {
+        .sqlite_write("events", |c| {
             c.execute_batch("CREATE TABLE filler (b BLOB NOT NULL)")?;
             Ok(())
         })
@@ -86,7 +86,7 @@ async fn the_write_ahead_log_starts_over_under_steady_commits() {
     let path = db.url.strip_prefix("sqlite://").expect("a file database");
     let wal = format!("{path}-wal");
     store
-        .sqlite_write(|c| {
+        .sqlite_write("events", |c| {
             c.execute_batch("CREATE TABLE filler (n INTEGER PRIMARY KEY, b BLOB NOT NULL)")?;
             Ok(())
         })
@@ -102,7 +102,7 @@ async fn the_write_ahead_log_starts_over_under_steady_commits() {
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 store
-                    .sqlite_write(|c| {
+                    .sqlite_write("events", |c| {
                         let tx = c.transaction()?;
                         for _ in 0..40 {
                             tx.execute("INSERT INTO filler (b) VALUES (randomblob(400))", [])?;

@@ -376,11 +376,15 @@ async fn buckets(base: &str, name: &str, labels: &str) -> anyhow::Result<Vec<(f6
 /// The observations between two snapshots of [`buckets`]: how many, the buckets holding the
 /// median and the 99th percentile, and the bucket of the slowest.
 fn bucket_summary(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
+    // A series created during the phase had nothing before it.
     let diff: Vec<(f64, u64)> = after
         .iter()
-        .zip(before)
-        .map(|((le, a), (_, b))| (*le, a.saturating_sub(*b)))
+        .enumerate()
+        .map(|(i, (le, a))| (*le, a.saturating_sub(before.get(i).map_or(0, |b| b.1))))
         .collect();
+    if diff.last().is_none_or(|d| d.1 == 0) {
+        return "0".into();
+    }
     let total = diff.last().map_or(0, |d| d.1);
     let at = |q: f64| {
         let want = (total as f64 * q).ceil() as u64;
@@ -487,10 +491,40 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Row>> {
             backlog as f64 / secs
         ),
     ));
-    const COMMITS: (&str, &str) = ("tally_commit_seconds", "");
-    const REQUESTS: (&str, &str) = ("tally_request_seconds", ",route=\"/api/event\"");
-    let commits_before = buckets(&server.base, COMMITS.0, COMMITS.1).await?;
-    let requests_before = buckets(&server.base, REQUESTS.0, REQUESTS.1).await?;
+    // What the server timed during the phase, from /metrics: the requests (arrival to
+    // answer), the commits, and how long each holder kept SQLite's write gate (a commit
+    // waits for the holder before it).
+    let histograms: [(&str, &str, &str); 5] = [
+        (
+            "that phase as the server timed it (arrival to answer): requests, buckets",
+            "tally_request_seconds",
+            ",route=\"/api/event\"",
+        ),
+        (
+            "commits during that phase: count, buckets",
+            "tally_commit_seconds",
+            "",
+        ),
+        (
+            "write gate held by the event writer during that phase: count, buckets",
+            "tally_write_gate_seconds",
+            ",holder=\"events\"",
+        ),
+        (
+            "write gate held by the rollup worker during that phase: count, buckets",
+            "tally_write_gate_seconds",
+            ",holder=\"rollups\"",
+        ),
+        (
+            "write gate held by checkpoints during that phase: count, buckets",
+            "tally_write_gate_seconds",
+            ",holder=\"checkpoint\"",
+        ),
+    ];
+    let mut before = Vec::new();
+    for (_, name, labels) in histograms {
+        before.push(buckets(&server.base, name, labels).await?);
+    }
     let (p50, p99, achieved, errors) = open_loop(&server.base, settings.rate, s).await;
     rows.push(Row::new(
         format!(
@@ -499,16 +533,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Row>> {
         ),
         format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
     ));
-    let commits_after = buckets(&server.base, COMMITS.0, COMMITS.1).await?;
-    let requests_after = buckets(&server.base, REQUESTS.0, REQUESTS.1).await?;
-    rows.push(Row::new(
-        "that phase as the server timed it (arrival to answer, from /metrics): requests, buckets",
-        bucket_summary(&requests_before, &requests_after),
-    ));
-    rows.push(Row::new(
-        "commits during that phase (from /metrics): count, buckets",
-        bucket_summary(&commits_before, &commits_after),
-    ));
+    for ((what, name, labels), before) in histograms.into_iter().zip(before) {
+        let after = buckets(&server.base, name, labels).await?;
+        rows.push(Row::new(what, bucket_summary(&before, &after)));
+    }
     if let Some(rss) = server.peak_rss_mib() {
         rows.push(Row::new(
             "ingest server peak RSS after the SQLite runs",
