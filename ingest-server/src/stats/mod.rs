@@ -18,8 +18,10 @@
 //! hour plus an hour), so a summary reads a handful of rows, a daily timeseries about three
 //! per day in any zone, and a breakdown about that many per value of its dimension.
 //! Filtered queries other than the rollup shortcut read the raw events of the visitors that
-//! may match, so their cost grows with the traffic in the range.
+//! may match, so their cost grows with the traffic in the range. The queries of one filtered
+//! view (summary, timeseries, breakdowns) share that read ([`cache`]).
 
+pub mod cache;
 pub mod params;
 pub mod range;
 pub mod raw;
@@ -183,7 +185,7 @@ pub async fn raw_totals(
     from: i64,
     to: i64,
 ) -> Result<Counts, StoreError> {
-    let data = raw::load(store, site_id, from, to, filters).await?;
+    let data = cache::load(store, site_id, from, to, filters).await?;
     let map = raw::aggregate_off_thread(data, from, to, filters.to_vec(), None, None).await?;
     Ok(map.into_values().fold(Counts::default(), |mut a, c| {
         a += c;
@@ -217,7 +219,7 @@ pub async fn timeseries(store: &Store, site_id: i64, p: &Params) -> Result<Vec<P
     let counts = match rollup_source(&p.filters) {
         Some((dim, value)) => rollups::series(store, site_id, dim, value, &starts, p.to).await?,
         None => {
-            let data = raw::load(store, site_id, p.from, p.to, &p.filters).await?;
+            let data = cache::load(store, site_id, p.from, p.to, &p.filters).await?;
             let map = raw::aggregate_off_thread(
                 data,
                 p.from,
@@ -284,7 +286,7 @@ pub async fn raw_breakdown(
     p: &Params,
     dim: &Dim,
 ) -> Result<Vec<(String, Counts)>, StoreError> {
-    let data = raw::load(store, site_id, p.from, p.to, &p.filters).await?;
+    let data = cache::load(store, site_id, p.from, p.to, &p.filters).await?;
     let map = raw::aggregate_off_thread(
         data,
         p.from,

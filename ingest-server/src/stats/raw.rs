@@ -161,7 +161,7 @@ fn value_of<'a>(dim: &Dim, ev: &'a Ev, visit: &'a Visit) -> Option<&'a str> {
 /// CPU, which must not hold up the request handlers sharing a runtime thread). `starts` are
 /// the first instants of the buckets, ascending; without them everything is bucket 0.
 pub async fn aggregate_off_thread(
-    raw: Raw,
+    raw: std::sync::Arc<Raw>,
     from: i64,
     to: i64,
     filters: Vec<(Dim, String)>,

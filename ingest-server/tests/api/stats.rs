@@ -862,6 +862,100 @@ async fn rollups_equal_a_raw_recomputation_postgres() {
     rollups_equal_raw(Kind::Postgres).await;
 }
 
+/// The queries of one filtered view (summary, timeseries, breakdowns) read the raw events of
+/// each period once between them, give the answers a fresh read gives, and read again once
+/// an event was stored and the loaded range is past its freshness window.
+async fn filtered_queries_share_loads(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let store = db.store().await;
+    let (site, _) = store.add_site("example.com").await.expect("site");
+    let mut events = random_fixture(site.id, 0x2545_f491_4f6c_dd1d);
+    let late = events.pop().expect("events");
+    store.insert_events(events).await.expect("insert");
+    roll_up_now(&store).await.expect("roll up");
+
+    let filters = vec![
+        (Dim::parse("page").expect("dim"), "/pricing".to_string()),
+        (Dim::parse("device").expect("dim"), "mobile".to_string()),
+    ];
+    let p = params(NOV_1, NOV_1 + 3 * DAY, filters.clone());
+    let dims: Vec<Dim> = ["page", "country", "referrer", "event"]
+        .iter()
+        .map(|d| Dim::parse(d).expect("dim"))
+        .collect();
+    let view = |store: Store| {
+        let (p, dims) = (p.clone(), dims.clone());
+        async move {
+            let breakdowns = dims
+                .iter()
+                .map(|d| stats::breakdown(&store, site.id, &p, d));
+            let (summary, series, breakdowns) = tokio::join!(
+                stats::summary(&store, site.id, &p),
+                stats::timeseries(&store, site.id, &p),
+                futures_util::future::join_all(breakdowns)
+            );
+            let breakdowns: Vec<Vec<BreakdownRow>> = breakdowns
+                .into_iter()
+                .map(|b| b.expect("breakdown"))
+                .collect();
+            (
+                summary.expect("summary"),
+                series.expect("series"),
+                breakdowns,
+            )
+        }
+    };
+    let before = store.raw_cache.loads();
+    let shared = view(store.clone()).await;
+    // This period and the one before it: two reads for seven queries.
+    assert_eq!(store.raw_cache.loads() - before, 2);
+    assert!(shared.0.pageviews > 0, "{:?}", shared.0);
+
+    // The same view with nothing kept: each query reads for itself, and answers the same.
+    let mut alone = Vec::new();
+    for d in &dims {
+        store.raw_cache.clear();
+        alone.push(
+            stats::breakdown(&store, site.id, &p, d)
+                .await
+                .expect("breakdown"),
+        );
+    }
+    assert_eq!(alone, shared.2);
+    store.raw_cache.clear();
+    let summary = stats::summary(&store, site.id, &p).await.expect("summary");
+    assert_eq!(summary, shared.0);
+
+    // Nothing stored since: the loaded ranges serve the view again, past the fresh window.
+    tokio::time::sleep(stats::cache::FRESH + std::time::Duration::from_millis(100)).await;
+    let loads = store.raw_cache.loads();
+    assert_eq!(view(store.clone()).await, shared);
+    assert_eq!(store.raw_cache.loads(), loads);
+
+    // A new event of the view: the next query reads again and counts it.
+    let mut late = late;
+    late.kind = "pageview";
+    late.visitor = 999_999;
+    late.path = "/pricing".into();
+    late.device = Some("mobile".into());
+    late.ts = NOV_1 + 2 * DAY + 23 * HOUR + 59 * MIN;
+    store.insert_events(vec![late]).await.expect("insert");
+    tokio::time::sleep(stats::cache::FRESH + std::time::Duration::from_millis(100)).await;
+    let after = stats::summary(&store, site.id, &p).await.expect("summary");
+    assert_eq!(after.pageviews, shared.0.pageviews + 1);
+    assert!(store.raw_cache.loads() > loads);
+}
+
+#[tokio::test]
+async fn filtered_queries_share_loads_sqlite() {
+    filtered_queries_share_loads(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn filtered_queries_share_loads_postgres() {
+    filtered_queries_share_loads(Kind::Postgres).await;
+}
+
 /// The real path: `POST /api/event`, the background worker (no explicit roll-up), the API.
 /// Two rollers on one database (two servers on PostgreSQL; on SQLite, say, the server and a
 /// `demo` run) racing over the same events: each event is counted by exactly one of them,

@@ -134,7 +134,15 @@ enum Query {
     Timeseries,
     Breakdown(&'static str),
     Realtime,
+    /// A filtered view of the admin page: the summary, the timeseries and the breakdown of
+    /// each panel's first tab, at once (sharing their raw reads).
+    View,
+    /// The same queries one after another, each reading the raw events for itself.
+    ViewUnshared,
 }
+
+/// The dimensions of the admin page's panels, first tab each.
+const VIEW_DIMS: [&str; 6] = ["referrer", "page", "country", "browser", "event", "user"];
 
 async fn once(store: &Store, site: i64, q: Query, p: &Params, now: i64) -> anyhow::Result<()> {
     match q {
@@ -151,6 +159,30 @@ async fn once(store: &Store, site: i64, q: Query, p: &Params, now: i64) -> anyho
         Query::Realtime => {
             stats::realtime(store, site, now).await?;
         }
+        Query::View => {
+            let dims: Vec<Dim> = VIEW_DIMS.iter().filter_map(|d| Dim::parse(d)).collect();
+            let breakdowns = dims.iter().map(|d| stats::breakdown(store, site, p, d));
+            let (summary, series, breakdowns) = tokio::join!(
+                stats::summary(store, site, p),
+                stats::timeseries(store, site, p),
+                futures_util::future::join_all(breakdowns)
+            );
+            summary?;
+            series?;
+            for b in breakdowns {
+                b?;
+            }
+        }
+        Query::ViewUnshared => {
+            store.raw_cache.clear();
+            stats::summary(store, site, p).await?;
+            store.raw_cache.clear();
+            stats::timeseries(store, site, p).await?;
+            for d in VIEW_DIMS {
+                store.raw_cache.clear();
+                stats::breakdown(store, site, p, &Dim::parse(d).context("dim")?).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -166,6 +198,9 @@ async fn measure(
     once(store, site, q, p, now).await?; // warm-up
     let mut ms = Vec::with_capacity(reps);
     for _ in 0..reps {
+        // Each repetition reads for itself: raw events loaded by the one before are not
+        // reused (see `stats::cache`).
+        store.raw_cache.clear();
         let t = Instant::now();
         once(store, site, q, p, now).await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -255,7 +290,7 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
         }
     }
     // Filters that the rollups cannot answer: read from the raw events of the range.
-    let raw: [Case; 2] = [
+    let raw: [Case; 4] = [
         (
             "summary filter[page]=/pricing (raw)",
             Query::Summary,
@@ -265,6 +300,16 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
             "breakdown page filter[country]=US&filter[device]=mobile (raw)",
             Query::Breakdown("page"),
             &[("filter[country]", "US"), ("filter[device]", "mobile")],
+        ),
+        (
+            "admin view filter[page]=/pricing: 8 queries at once (raw)",
+            Query::View,
+            &[("filter[page]", "/pricing"), ("interval", "day")],
+        ),
+        (
+            "admin view filter[page]=/pricing: 8 queries, each reading alone (raw)",
+            Query::ViewUnshared,
+            &[("filter[page]", "/pricing"), ("interval", "day")],
         ),
     ];
     for (name, q, extra) in raw {
