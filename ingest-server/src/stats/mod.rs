@@ -248,6 +248,7 @@ pub async fn timeseries(store: &Store, site_id: i64, p: &Params) -> Result<Vec<P
         .collect())
 }
 
+/// Most visitors first, then page views, events, and by value.
 fn sort_rows(rows: &mut [(String, Counts)]) {
     rows.sort_by(|a, b| {
         b.1.visitors

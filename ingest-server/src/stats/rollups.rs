@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::range::{next_bucket, pieces, Piece};
 use crate::rollup::Counts;
-use crate::store::{Store, StoreError};
+use crate::store::{Dialect, Store, StoreError};
 
 const SUMS: &str = "CAST(COALESCE(SUM(pageviews), 0) AS BIGINT), \
     CAST(COALESCE(SUM(unique_pageviews), 0) AS BIGINT), \
@@ -104,6 +104,12 @@ pub async fn breakdown(
     if parts.is_empty() {
         return Ok(Vec::new());
     }
+    if store.dialect == Dialect::Sqlite {
+        let dim = dim.to_string();
+        return store
+            .sqlite_read(move |conn| breakdown_sqlite(conn, site_id, &dim, &parts, limit))
+            .await;
+    }
     let inner = parts
         .iter()
         .map(|p| {
@@ -130,6 +136,57 @@ pub async fn breakdown(
     rows.iter()
         .map(|row| Ok((row.try_get::<String, _>(0)?, counts(row, 1)?)))
         .collect()
+}
+
+/// SQLite: [`breakdown`] summed here rather than by `GROUP BY` (whose temporary B-tree and
+/// sort took twice as long as reading the rows: a 12-month page breakdown reads about
+/// 70,000 of them), with prepared statements on a connection of the reading thread.
+fn breakdown_sqlite(
+    conn: &rusqlite::Connection,
+    site_id: i64,
+    dim: &str,
+    parts: &[Piece],
+    limit: usize,
+) -> Result<Vec<(String, Counts)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT value, pageviews, unique_pageviews, visitors, visits, bounces, duration_ms, \
+         events FROM rollups WHERE site_id = ?1 AND grain = ?2 AND dim = ?3 \
+         AND bucket >= ?4 AND bucket < ?5",
+    )?;
+    let mut sums: HashMap<String, Counts> = HashMap::new();
+    for p in parts {
+        let mut rows = stmt.query(rusqlite::params![site_id, p.grain, dim, p.start, p.end])?;
+        while let Some(row) = rows.next()? {
+            let c = signed(
+                Counts {
+                    pageviews: row.get(1)?,
+                    unique_pageviews: row.get(2)?,
+                    visitors: row.get(3)?,
+                    visits: row.get(4)?,
+                    bounces: row.get(5)?,
+                    duration_ms: row.get(6)?,
+                    events: row.get(7)?,
+                },
+                p.sign,
+            );
+            let value = row.get_ref(0)?.as_str().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })?;
+            match sums.get_mut(value) {
+                Some(sum) => *sum += c,
+                None => {
+                    sums.insert(value.to_string(), c);
+                }
+            }
+        }
+    }
+    let mut out: Vec<(String, Counts)> = sums
+        .into_iter()
+        .filter(|(_, c)| c.visitors != 0 || c.pageviews != 0 || c.visits != 0 || c.events != 0)
+        .collect();
+    super::sort_rows(&mut out);
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// The counts of one (dimension, value) per bucket; `starts` are the buckets' first

@@ -13,7 +13,8 @@
 //!
 //! `TALLY_BENCH_STATS_EVENTS` overrides the number of events (e.g. 200000 for a quick run);
 //! `TALLY_BENCH_SQLITE=0` / `TALLY_BENCH_PG=0` skip a database; `TALLY_BENCH_SQLITE_PATH`
-//! keeps the SQLite database at that path (a new file) for a closer look afterwards.
+//! keeps the SQLite database at that path for a closer look afterwards; a path that already
+//! holds the benchmark's events is queried again without generating them anew.
 
 use std::time::Instant;
 
@@ -214,9 +215,31 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
     let store = Store::open(url).await?;
     let (site, _) = store.add_site("bench.example").await?;
     let now = ingest_server::now_ms();
+    let filled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1) t")
+        .fetch_one(&store.pool)
+        .await?;
+    if filled > 0 {
+        eprintln!("stats bench ({db}): querying the events already stored");
+    } else {
+        generate(db, &store, site.id, events, now, &mut rows).await?;
+    }
+    queries(db, &store, site.id, now, &mut rows).await?;
+    store.close().await;
+    Ok(rows)
+}
+
+/// Generates, stores and rolls up the events of the benchmark.
+async fn generate(
+    db: &str,
+    store: &Store,
+    site_id: i64,
+    events: u64,
+    now: i64,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
     eprintln!("stats bench ({db}): generating and inserting {events} events over {DAYS} days");
     let t = Instant::now();
-    let stored = load(&store, site.id, events, now).await?;
+    let stored = load(store, site_id, events, now).await?;
     let secs = t.elapsed().as_secs_f64();
     eprintln!("  inserted in {secs:.0} s");
     rows.push(Row::new(
@@ -229,7 +252,7 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
     // the background worker would retry it, so does the benchmark.
     let mut rolled = 0;
     for attempt in 1.. {
-        match ingest_server::rollup::roll_up_all(&store, 20_000).await {
+        match ingest_server::rollup::roll_up_all(store, 20_000).await {
             Ok(n) => {
                 rolled += n;
                 break;
@@ -252,6 +275,17 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
     if store.dialect == ingest_server::store::Dialect::Postgres {
         sqlx::query("ANALYZE").execute(&store.pool).await?;
     }
+    Ok(())
+}
+
+/// Runs each query and records its figures.
+async fn queries(
+    db: &str,
+    store: &Store,
+    site_id: i64,
+    now: i64,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
     eprintln!("stats bench ({db}): queries");
     let queries: [Case; 10] = [
         ("summary", Query::Summary, &[]),
@@ -279,7 +313,7 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
                 continue;
             }
             let p = params("bench.example", range, extra, now)?;
-            let (p50, p95) = measure(&store, site.id, q, &p, now, REPS).await?;
+            let (p50, p95) = measure(store, site_id, q, &p, now, REPS).await?;
             let label = if matches!(q, Query::Realtime) {
                 format!("stats {db}: realtime p50 / p95")
             } else {
@@ -315,12 +349,11 @@ async fn run_on(db: &str, url: &str, events: u64) -> anyhow::Result<Vec<Row>> {
     for (name, q, extra) in raw {
         for range in ["7d", "30d"] {
             let p = params("bench.example", range, extra, now)?;
-            let (p50, p95) = measure(&store, site.id, q, &p, now, RAW_REPS).await?;
+            let (p50, p95) = measure(store, site_id, q, &p, now, RAW_REPS).await?;
             let label = format!("stats {db}: {name} {range} p50 / p95");
             eprintln!("  {label:<70} {p50:.0} / {p95:.0} ms");
             rows.push(Row::new(label, format!("{p50:.0} / {p95:.0} ms")));
         }
     }
-    store.close().await;
-    Ok(rows)
+    Ok(())
 }
