@@ -22,6 +22,17 @@ pub struct Raw {
     events: Vec<(Ev, usize, usize)>,
 }
 
+impl Raw {
+    /// How many events were loaded.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
 /// The SQL condition (with its bound values) that an event of a visit passing `filter` is
 /// sure to meet on at least one event of the same visitor: the rows are pre-filtered by
 /// visitor in SQL, and filtered exactly after sessionising. `None` where there is none cheap
