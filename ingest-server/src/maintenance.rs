@@ -57,6 +57,9 @@ async fn once_a_minute(app: &App) -> Result<(), crate::store::StoreError> {
     if visits > 0 {
         tracing::info!(visits, "pruned visits past retention");
     }
+    if pruned > 0 {
+        app.store.prune_digests(cutoff).await?;
+    }
     app.store
         .prune_drops(now - crate::trace::drops::KEEP_MS)
         .await?;

@@ -4,7 +4,8 @@
 //! the events not yet counted in `seq` order, a chunk at a
 //! time: loads the visits of the chunk's visitors, applies the events ([`model`], pure), and in
 //! ONE transaction upserts the rollup rows (`n = n + excluded.n`, hourly, daily and monthly
-//! grains), upserts the visits and marks the events counted (PostgreSQL flags each event;
+//! grains), upserts the visits, moves the `gen` of the days whose digests the events change
+//! (`stats::days`) and marks the events counted (PostgreSQL flags each event;
 //! SQLite moves one mark, `rollup_lock.upto`, see migration 0004). A crash anywhere rolls the whole
 //! chunk back, so every event is counted exactly once.
 //!
@@ -95,15 +96,16 @@ async fn roll_chunk_sqlite(store: &Store, limit: i64) -> Result<Round, StoreErro
             };
             let mut visitors = store::load_visitors_sqlite(&read, &events)?;
             read.rollback()?;
+            let days = store::days_of(&events);
             let (acc, mut changed) = count(&events, &mut visitors);
             // Expanded into rows and put in key order here, at background priority, so
             // that the write (which holds the write gate) only steps its statements.
             let rows = store::rollup_rows(&acc);
             changed.sort_unstable_by_key(|(site, visitor, v)| (*site, *visitor, v.started_at));
-            Ok(Some((stamp, last, seqs.len() as u64, rows, changed)))
+            Ok(Some((stamp, last, seqs.len() as u64, rows, changed, days)))
         })
         .await?;
-    let Some((stamp, last, n, rows, changed)) = read else {
+    let Some((stamp, last, n, rows, changed, days)) = read else {
         return Ok(Round::Rolled(0));
     };
     store
@@ -124,6 +126,7 @@ async fn roll_chunk_sqlite(store: &Store, limit: i64) -> Result<Round, StoreErro
             }
             store::upsert_rollups_sqlite(&tx, &rows)?;
             store::upsert_visits_sqlite(&tx, &changed)?;
+            store::touch_days_sqlite(&tx, &days)?;
             tx.commit()?;
             Ok(Round::Rolled(n))
         })
@@ -151,6 +154,7 @@ async fn roll_chunk_postgres(store: &Store, limit: i64) -> Result<Round, StoreEr
     let (acc, changed) = count(&events, &mut visitors);
     store::upsert_rollups(&mut tx, store.dialect, &acc).await?;
     store::upsert_visits(&mut tx, store.dialect, &changed).await?;
+    store::touch_days(&mut tx, &store::days_of(&events)).await?;
     store::mark_rolled(&mut tx, &seqs).await?;
     tx.commit().await?;
     Ok(Round::Rolled(seqs.len() as u64))

@@ -514,6 +514,44 @@ pub async fn mark_rolled(conn: &mut AnyConnection, seqs: &[i64]) -> Result<(), S
     Ok(())
 }
 
+/// The (site, UTC day) of each of `events`, sorted, each once.
+pub fn days_of(events: &[Ev]) -> Vec<(i64, i64)> {
+    let mut days: Vec<(i64, i64)> = events
+        .iter()
+        .map(|e| (e.site_id, floor_day(e.ts)))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
+const TOUCH_DAY: &str = "INSERT INTO digest_days (site_id, day, gen) VALUES ($1, $2, 1) \
+    ON CONFLICT (site_id, day) DO UPDATE SET gen = digest_days.gen + 1";
+
+/// Moves the `gen` of `days`: their stored digests no longer count (`stats::days`).
+pub async fn touch_days(conn: &mut AnyConnection, days: &[(i64, i64)]) -> Result<(), StoreError> {
+    for (site, day) in days {
+        sqlx::query(TOUCH_DAY)
+            .bind(site)
+            .bind(day)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// [`touch_days`] on SQLite's writer connection.
+pub fn touch_days_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    days: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(&TOUCH_DAY.replace('$', "?"))?;
+    for (site, day) in days {
+        stmt.execute(rusqlite::params![site, day])?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Deletes visits that started before `cutoff_ms` (raw data past retention; rollups stay).
     pub async fn prune_visits(&self, cutoff_ms: i64) -> Result<u64, StoreError> {

@@ -4,7 +4,8 @@
 //! - Unfiltered queries, and summary / timeseries with one filter on a visit-level dimension
 //!   (entry page, referrer, UTM, country, browser, OS, device, user), read the rollups only
 //!   ([`rollups`]).
-//! - Other filtered queries are answered from the raw events of the range ([`raw`]).
+//! - Other filtered queries count from day digests: each UTC day's events, sessionised once
+//!   and stored in columns ([`digest`], [`days`]).
 //! - Realtime counts the distinct visitors of the raw events of the last 5 minutes.
 //!
 //! Visitors are exact over whole UTC days (a visitor id lives one UTC day and is counted
@@ -17,11 +18,13 @@
 //! 3rd are a month less two days plus two days; a day in Europe/Berlin is a UTC day less an
 //! hour plus an hour), so a summary reads a handful of rows, a daily timeseries about three
 //! per day in any zone, and a breakdown about that many per value of its dimension.
-//! Filtered queries other than the rollup shortcut read the raw events of the visitors that
-//! may match, so their cost grows with the traffic in the range. The queries of one filtered
-//! view (summary, timeseries, breakdowns) share that read ([`cache`]).
+//! Filtered queries other than the rollup shortcut read one digest per day of the range and
+//! compare numbers, so their cost grows with the traffic in the range, at a small fraction
+//! of a read of its raw events ([`raw`], kept as the reference the tests hold them to). The
+//! queries of one filtered view (summary, timeseries, breakdowns) share the decoded days.
 
-pub mod cache;
+pub mod days;
+pub mod digest;
 pub mod params;
 pub mod range;
 pub mod raw;
@@ -173,11 +176,15 @@ async fn totals(
     if let Some((dim, value)) = rollup_source(filters) {
         return rollups::totals(store, site_id, dim, value, from, to).await;
     }
-    raw_totals(store, site_id, filters, from, to).await
+    let map = days::aggregate(store, site_id, from, to, filters, None, None).await?;
+    Ok(map.into_values().fold(Counts::default(), |mut a, c| {
+        a += c;
+        a
+    }))
 }
 
-/// The totals of `[from, to)` computed from the raw events (used for filtered summaries;
-/// public so that tests can hold the rollups against it).
+/// The totals of `[from, to)` computed from the raw events (public so that tests can hold
+/// the rollups and the day digests against it).
 pub async fn raw_totals(
     store: &Store,
     site_id: i64,
@@ -185,7 +192,7 @@ pub async fn raw_totals(
     from: i64,
     to: i64,
 ) -> Result<Counts, StoreError> {
-    let data = cache::load(store, site_id, from, to, filters).await?;
+    let data = std::sync::Arc::new(raw::load(store, site_id, from, to, filters).await?);
     let map = raw::aggregate_off_thread(data, from, to, filters.to_vec(), None, None).await?;
     Ok(map.into_values().fold(Counts::default(), |mut a, c| {
         a += c;
@@ -219,14 +226,14 @@ pub async fn timeseries(store: &Store, site_id: i64, p: &Params) -> Result<Vec<P
     let counts = match rollup_source(&p.filters) {
         Some((dim, value)) => rollups::series(store, site_id, dim, value, &starts, p.to).await?,
         None => {
-            let data = cache::load(store, site_id, p.from, p.to, &p.filters).await?;
-            let map = raw::aggregate_off_thread(
-                data,
+            let map = days::aggregate(
+                store,
+                site_id,
                 p.from,
                 p.to,
-                p.filters.clone(),
+                &p.filters,
                 None,
-                Some(starts.clone()),
+                Some(&starts),
             )
             .await?;
             let mut out = vec![Counts::default(); starts.len()];
@@ -269,7 +276,11 @@ pub async fn breakdown(
     let mut rows = if p.filters.is_empty() {
         rollups::breakdown(store, site_id, dim.as_str(), p.from, p.to, p.limit).await?
     } else {
-        raw_breakdown(store, site_id, p, dim).await?
+        days::aggregate(store, site_id, p.from, p.to, &p.filters, Some(dim), None)
+            .await?
+            .into_iter()
+            .map(|((_, v), c)| (v, c))
+            .collect()
     };
     sort_rows(&mut rows);
     rows.truncate(p.limit);
@@ -279,15 +290,15 @@ pub async fn breakdown(
         .collect())
 }
 
-/// A breakdown computed from the raw events (used for filtered breakdowns; public so that
-/// tests can hold the rollups against it).
+/// A breakdown computed from the raw events (public so that tests can hold the rollups and
+/// the day digests against it).
 pub async fn raw_breakdown(
     store: &Store,
     site_id: i64,
     p: &Params,
     dim: &Dim,
 ) -> Result<Vec<(String, Counts)>, StoreError> {
-    let data = cache::load(store, site_id, p.from, p.to, &p.filters).await?;
+    let data = std::sync::Arc::new(raw::load(store, site_id, p.from, p.to, &p.filters).await?);
     let map = raw::aggregate_off_thread(
         data,
         p.from,

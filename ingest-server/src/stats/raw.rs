@@ -17,9 +17,9 @@ use crate::store::{Dialect, Store, StoreError};
 
 /// The events of a range with the visits they belong to.
 pub struct Raw {
-    visitors: Vec<Visitor>,
+    pub(crate) visitors: Vec<Visitor>,
     /// (event, index in `visitors`, slot of its visit).
-    events: Vec<(Ev, usize, usize)>,
+    pub(crate) events: Vec<(Ev, usize, usize)>,
 }
 
 impl Raw {

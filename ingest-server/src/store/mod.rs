@@ -79,8 +79,8 @@ pub struct Store {
     /// SQLite: how long each holder kept the write gate (a commit waiting for it waits this
     /// long), exported as `tally_write_gate_seconds{holder}`.
     pub gate_held: Family<Holder, Histogram>,
-    /// Raw events loaded for filtered stats queries, shared by the queries that need them.
-    pub raw_cache: Arc<crate::stats::cache::RawCache>,
+    /// Decoded day digests of filtered stats queries, shared by the queries that need them.
+    pub days: Arc<crate::stats::days::DayCache>,
 }
 
 /// Who held SQLite's write gate: `events` (the event writer), `rollups` (the rollup worker)
@@ -144,7 +144,7 @@ impl Store {
             gate_held: Family::new_with_constructor(
                 (|| Histogram::new(crate::metrics::FINE_BUCKETS)) as fn() -> Histogram,
             ),
-            raw_cache: Arc::default(),
+            days: Arc::default(),
         })
     }
 

@@ -862,14 +862,18 @@ async fn rollups_equal_a_raw_recomputation_postgres() {
     rollups_equal_raw(Kind::Postgres).await;
 }
 
-/// The queries of one filtered view (summary, timeseries, breakdowns) read the raw events of
-/// each period once between them, give the answers a fresh read gives, and read again once
-/// an event was stored and the loaded range is past its freshness window.
-async fn filtered_queries_share_loads(kind: Kind) {
+/// Filtered queries count from day digests. The queries of one filtered view (summary,
+/// timeseries, breakdowns) build each day of both periods once between them and answer what
+/// a count of the raw events answers; later queries read the stored digests instead of the
+/// events; an event counted later for one day has that day alone built again.
+async fn filtered_queries_count_from_day_digests(kind: Kind) {
     let db = TestDb::new(kind).await;
     let store = db.store().await;
     let (site, _) = store.add_site("example.com").await.expect("site");
     let mut events = random_fixture(site.id, 0x2545_f491_4f6c_dd1d);
+    // A visitor id lives one UTC day (its salt's): the fixture's visits that would run past
+    // midnight end there.
+    events.retain(|e| e.ts < NOV_1 + (e.visitor - 1) / 1000 * DAY + DAY);
     let late = events.pop().expect("events");
     store.insert_events(events).await.expect("insert");
     roll_up_now(&store).await.expect("roll up");
@@ -879,10 +883,17 @@ async fn filtered_queries_share_loads(kind: Kind) {
         (Dim::parse("device").expect("dim"), "mobile".to_string()),
     ];
     let p = params(NOV_1, NOV_1 + 3 * DAY, filters.clone());
-    let dims: Vec<Dim> = ["page", "country", "referrer", "event"]
-        .iter()
-        .map(|d| Dim::parse(d).expect("dim"))
-        .collect();
+    let dims: Vec<Dim> = [
+        "page",
+        "country",
+        "referrer",
+        "event",
+        "exit_page",
+        "prop:plan",
+    ]
+    .iter()
+    .map(|d| Dim::parse(d).expect("dim"))
+    .collect();
     let view = |store: Store| {
         let (p, dims) = (p.clone(), dims.clone());
         async move {
@@ -905,34 +916,46 @@ async fn filtered_queries_share_loads(kind: Kind) {
             )
         }
     };
-    let before = store.raw_cache.loads();
+    let (built, read) = (store.days.built(), store.days.read());
     let shared = view(store.clone()).await;
-    // This period and the one before it: two reads for seven queries.
-    assert_eq!(store.raw_cache.loads() - before, 2);
+    // Three days of this period and three of the one before, each built once for nine queries.
+    assert_eq!(store.days.built() - built, 6);
+    assert_eq!(store.days.read() - read, 0);
     assert!(shared.0.pageviews > 0, "{:?}", shared.0);
 
-    // The same view with nothing kept: each query reads for itself, and answers the same.
-    let mut alone = Vec::new();
-    for d in &dims {
-        store.raw_cache.clear();
-        alone.push(
-            stats::breakdown(&store, site.id, &p, d)
-                .await
-                .expect("breakdown"),
-        );
+    // The raw events say the same.
+    let raw = stats::raw_totals(&store, site.id, &filters, p.from, p.to)
+        .await
+        .expect("raw");
+    let s = &shared.0;
+    assert_eq!(
+        (s.pageviews, s.visitors, s.visits, s.events),
+        (raw.pageviews, raw.visitors, raw.visits, raw.events)
+    );
+    let bounces = (raw.bounces as f64 / raw.visits.max(1) as f64 * 10_000.0).round() / 10_000.0;
+    assert_eq!(s.bounce_rate, bounces);
+    assert_eq!(
+        shared.1.iter().map(|t| t.pageviews).sum::<i64>(),
+        raw.pageviews
+    );
+    for (dim, rows) in dims.iter().zip(&shared.2) {
+        let want: Vec<BreakdownRow> = stats::raw_breakdown(&store, site.id, &p, dim)
+            .await
+            .expect("raw breakdown")
+            .into_iter()
+            .map(|(v, c)| BreakdownRow::of(dim, v, &c))
+            .collect();
+        assert_eq!(rows, &want, "{dim:?}");
+        assert!(!rows.is_empty(), "{dim:?}");
     }
-    assert_eq!(alone, shared.2);
-    store.raw_cache.clear();
-    let summary = stats::summary(&store, site.id, &p).await.expect("summary");
-    assert_eq!(summary, shared.0);
 
-    // Nothing stored since: the loaded ranges serve the view again, past the fresh window.
-    tokio::time::sleep(stats::cache::FRESH + std::time::Duration::from_millis(100)).await;
-    let loads = store.raw_cache.loads();
+    // Nothing kept in memory: the days that are over are read back, none built again.
+    store.days.clear();
     assert_eq!(view(store.clone()).await, shared);
-    assert_eq!(store.raw_cache.loads(), loads);
+    assert_eq!(store.days.built() - built, 6);
+    assert_eq!(store.days.read() - read, 6);
 
-    // A new event of the view: the next query reads again and counts it.
+    // A late event of the third day: once counted, that day alone is built again.
     let mut late = late;
     late.kind = "pageview";
     late.visitor = 999_999;
@@ -940,20 +963,21 @@ async fn filtered_queries_share_loads(kind: Kind) {
     late.device = Some("mobile".into());
     late.ts = NOV_1 + 2 * DAY + 23 * HOUR + 59 * MIN;
     store.insert_events(vec![late]).await.expect("insert");
-    tokio::time::sleep(stats::cache::FRESH + std::time::Duration::from_millis(100)).await;
+    roll_up_now(&store).await.expect("roll up");
     let after = stats::summary(&store, site.id, &p).await.expect("summary");
     assert_eq!(after.pageviews, shared.0.pageviews + 1);
-    assert!(store.raw_cache.loads() > loads);
+    assert_eq!(after.visits, shared.0.visits + 1);
+    assert_eq!(store.days.built() - built, 7);
 }
 
 #[tokio::test]
-async fn filtered_queries_share_loads_sqlite() {
-    filtered_queries_share_loads(Kind::Sqlite).await;
+async fn filtered_queries_count_from_day_digests_sqlite() {
+    filtered_queries_count_from_day_digests(Kind::Sqlite).await;
 }
 
 #[tokio::test]
-async fn filtered_queries_share_loads_postgres() {
-    filtered_queries_share_loads(Kind::Postgres).await;
+async fn filtered_queries_count_from_day_digests_postgres() {
+    filtered_queries_count_from_day_digests(Kind::Postgres).await;
 }
 
 /// The real path: `POST /api/event`, the background worker (no explicit roll-up), the API.

@@ -1,0 +1,19 @@
+-- Day digests for filtered stats queries (stats::digest, stats::days): one site's counted
+-- events of one UTC day, sessionised and encoded. `digest_days.gen` moves whenever the rollup
+-- worker counts an event of that day; a digest is used only while its `gen` is the day's.
+-- Days are the first instant of the UTC day, in ms since the Unix epoch.
+CREATE TABLE digest_days (
+    site_id INTEGER NOT NULL,
+    day     INTEGER NOT NULL,
+    gen     INTEGER NOT NULL,
+    PRIMARY KEY (site_id, day)
+) WITHOUT ROWID;
+
+CREATE TABLE digests (
+    site_id INTEGER NOT NULL,
+    day     INTEGER NOT NULL,
+    gen     INTEGER NOT NULL,
+    events  INTEGER NOT NULL, -- page views and custom events it holds
+    data    BLOB    NOT NULL,
+    PRIMARY KEY (site_id, day)
+);

@@ -1,0 +1,488 @@
+//! Filtered queries, counted from one [`Digest`] per site and UTC day of the range.
+//!
+//! A digest is built from the day's raw events the first time a filtered query needs it
+//! ([`super::raw::sessionise`], then [`Digest::build`]) and, once the day is over, stored in
+//! `digests` so that later queries read it instead of the events. The rollup worker moves a
+//! day's `digest_days.gen` whenever it counts an event of that day (also a late one, days
+//! after), and a digest is used only while its `gen` is the day's: a digest is built from
+//! the events and the `gen` of one snapshot, so an event stored after it was read moves the
+//! `gen` past it once counted. A filtered answer is therefore as current as an unfiltered
+//! one (both follow the rollup worker).
+//!
+//! Decoded digests are kept in memory for the queries that follow (an admin page view asks
+//! eight at once): the first query that needs a day builds or reads it, the others wait for
+//! it. At most [`KEPT_EVENTS`] events' worth are kept, the least recently used dropped
+//! first, and none longer than [`MAX_AGE`] after its last use: an idle server holds none.
+//! A query reads its days [`CHUNK_DAYS`] at a time, so a year holds at most that many days
+//! in memory beyond the kept ones.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::Row;
+
+use super::digest::{count_day, Digest};
+use super::params::Dim;
+use super::raw;
+use crate::rollup::model::{floor_day, Counts, DAY_MS};
+use crate::rollup::store::{ev_from_row, ev_from_sqlite, EV_COLUMNS};
+use crate::store::{Dialect, Store, StoreError};
+
+/// How long a decoded digest is kept after its last use.
+pub const MAX_AGE: Duration = Duration::from_secs(30);
+/// How many events' worth of decoded digests are kept at most (about 40 bytes each with
+/// their visits).
+pub const KEPT_EVENTS: usize = 1_000_000;
+/// How many days a query reads and counts at a time.
+pub const CHUNK_DAYS: usize = 16;
+
+/// A decoded digest and the `gen` it was built at.
+#[derive(Default)]
+struct Slot {
+    digest: Option<(i64, Arc<Digest>)>,
+    used: Option<Instant>,
+}
+
+type Cell = Arc<tokio::sync::Mutex<Slot>>;
+
+/// The decoded digests (one per [`Store`] and its clones).
+pub struct DayCache {
+    slots: Mutex<HashMap<(i64, i64), Cell>>,
+    built: AtomicU64,
+    read: AtomicU64,
+    /// [`KEPT_EVENTS`], but for tests.
+    kept_events: usize,
+}
+
+impl Default for DayCache {
+    fn default() -> DayCache {
+        DayCache {
+            slots: Mutex::default(),
+            built: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+            kept_events: KEPT_EVENTS,
+        }
+    }
+}
+
+impl std::fmt::Debug for DayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DayCache")
+            .field("built", &self.built())
+            .field("read", &self.read())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DayCache {
+    /// How many digests were built from raw events so far.
+    pub fn built(&self) -> u64 {
+        self.built.load(Ordering::Relaxed)
+    }
+
+    /// How many stored digests were read so far.
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Forgets every decoded digest (the next query reads the database again).
+    pub fn clear(&self) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.clear();
+        }
+    }
+
+    /// How many decoded digests are kept.
+    pub fn kept(&self) -> usize {
+        let Ok(slots) = self.slots.lock() else {
+            return 0;
+        };
+        slots
+            .values()
+            .filter(|c| c.try_lock().is_ok_and(|s| s.digest.is_some()))
+            .count()
+    }
+
+    fn cells(&self, site_id: i64, days: &[i64]) -> Vec<Cell> {
+        let Ok(mut slots) = self.slots.lock() else {
+            return days.iter().map(|_| Cell::default()).collect();
+        };
+        days.iter()
+            .map(|day| slots.entry((site_id, *day)).or_default().clone())
+            .collect()
+    }
+
+    /// Drops the digests unused for [`MAX_AGE`], then the least recently used ones beyond
+    /// the kept events. Slots in use by a query are left alone.
+    fn trim(&self, now: Instant) {
+        let Ok(mut slots) = self.slots.lock() else {
+            return;
+        };
+        let mut kept: Vec<((i64, i64), Instant, usize)> = Vec::new();
+        slots.retain(|key, cell| {
+            let Ok(slot) = cell.try_lock() else {
+                return true;
+            };
+            match (&slot.digest, slot.used) {
+                (Some((_, d)), Some(used)) if now.duration_since(used) < MAX_AGE => {
+                    kept.push((*key, used, d.events().max(1)));
+                    true
+                }
+                _ => false,
+            }
+        });
+        kept.sort_by_key(|(_, used, _)| std::cmp::Reverse(*used));
+        let mut total = 0;
+        for (key, _, events) in kept {
+            total += events;
+            if total > self.kept_events {
+                slots.remove(&key);
+            }
+        }
+    }
+}
+
+/// The `gen` of each day of `[first, to)` that has one (the others are at 0).
+async fn gens(
+    store: &Store,
+    site_id: i64,
+    first: i64,
+    to: i64,
+) -> Result<HashMap<i64, i64>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT day, gen FROM digest_days WHERE site_id = $1 AND day >= $2 AND day < $3",
+    )
+    .bind(site_id)
+    .bind(first)
+    .bind(to)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// A day's digest as loaded: its `gen`, and whether it was built (not read).
+struct Loaded {
+    gen: i64,
+    digest: Digest,
+    built: bool,
+}
+
+fn build(day: i64, evs: Vec<crate::rollup::model::Ev>) -> Digest {
+    Digest::build(day, &raw::sessionise(evs))
+}
+
+/// SQLite: reads or builds the digests of `days`, in one read transaction (one snapshot of
+/// the events and the `gen`s).
+fn load_sqlite(
+    conn: &rusqlite::Connection,
+    site_id: i64,
+    days: &[i64],
+) -> Result<Vec<Loaded>, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let mut gen_stmt =
+        tx.prepare_cached("SELECT gen FROM digest_days WHERE site_id = ?1 AND day = ?2")?;
+    let mut stored_stmt =
+        tx.prepare_cached("SELECT gen, data FROM digests WHERE site_id = ?1 AND day = ?2")?;
+    let mut events_stmt = tx.prepare_cached(&format!(
+        "SELECT {EV_COLUMNS} FROM events WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3"
+    ))?;
+    let mut out = Vec::with_capacity(days.len());
+    for &day in days {
+        use rusqlite::OptionalExtension;
+        let gen: i64 = gen_stmt
+            .query_row(rusqlite::params![site_id, day], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let stored: Option<(i64, Vec<u8>)> = stored_stmt
+            .query_row(rusqlite::params![site_id, day], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some(digest) = stored
+            .filter(|(g, _)| *g == gen)
+            .and_then(|(_, data)| Digest::decode(&data))
+        {
+            out.push(Loaded {
+                gen,
+                digest,
+                built: false,
+            });
+            continue;
+        }
+        let mut rows = events_stmt.query(rusqlite::params![site_id, day, day + DAY_MS])?;
+        let mut evs = Vec::new();
+        while let Some(row) = rows.next()? {
+            evs.extend(ev_from_sqlite(row)?);
+        }
+        out.push(Loaded {
+            gen,
+            digest: build(day, evs),
+            built: true,
+        });
+    }
+    drop((gen_stmt, stored_stmt, events_stmt));
+    tx.rollback()?;
+    Ok(out)
+}
+
+/// PostgreSQL: as [`load_sqlite`], in one repeatable-read transaction.
+async fn load_postgres(
+    store: &Store,
+    site_id: i64,
+    days: &[i64],
+) -> Result<Vec<Loaded>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let mut out = Vec::with_capacity(days.len());
+    for &day in days {
+        let gen: i64 = sqlx::query("SELECT gen FROM digest_days WHERE site_id = $1 AND day = $2")
+            .bind(site_id)
+            .bind(day)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        let stored = sqlx::query("SELECT gen, data FROM digests WHERE site_id = $1 AND day = $2")
+            .bind(site_id)
+            .bind(day)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = stored {
+            let (g, data): (i64, Vec<u8>) = (row.try_get(0)?, row.try_get(1)?);
+            if let Some(digest) = (g == gen).then(|| Digest::decode(&data)).flatten() {
+                out.push(Loaded {
+                    gen,
+                    digest,
+                    built: false,
+                });
+                continue;
+            }
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {EV_COLUMNS} FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3"
+        ))
+        .persistent(false)
+        .bind(site_id)
+        .bind(day)
+        .bind(day + DAY_MS)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut evs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            evs.extend(ev_from_row(row)?);
+        }
+        drop(rows);
+        let digest = tokio::task::spawn_blocking(move || build(day, evs))
+            .await
+            .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+        out.push(Loaded {
+            gen,
+            digest,
+            built: true,
+        });
+    }
+    tx.rollback().await?;
+    Ok(out)
+}
+
+const STORE_DIGEST: &str = "INSERT INTO digests (site_id, day, gen, events, data) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site_id, day) DO UPDATE SET gen = excluded.gen, \
+    events = excluded.events, data = excluded.data WHERE excluded.gen >= digests.gen";
+
+/// Stores the digest of a day that is over (one short write each: on SQLite, the event
+/// writer waits for one at most).
+async fn store_digest(
+    store: &Store,
+    site_id: i64,
+    gen: i64,
+    digest: &Digest,
+) -> Result<(), StoreError> {
+    let (day, events, data) = (digest.day, digest.events() as i64, digest.encode());
+    if store.dialect == Dialect::Sqlite {
+        return store
+            .sqlite_write("digests", move |conn| {
+                conn.prepare_cached(&STORE_DIGEST.replace('$', "?"))?
+                    .execute(rusqlite::params![site_id, day, gen, events, data])?;
+                Ok(())
+            })
+            .await;
+    }
+    sqlx::query(STORE_DIGEST)
+        .bind(site_id)
+        .bind(day)
+        .bind(gen)
+        .bind(events)
+        .bind(data)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+/// The digests of `days` (ascending), from memory, the database or the events.
+async fn digests(
+    store: &Store,
+    site_id: i64,
+    days: &[i64],
+    gens: &HashMap<i64, i64>,
+    now_ms: i64,
+) -> Result<Vec<Arc<Digest>>, StoreError> {
+    let cache = &store.days;
+    // Locked in ascending order by every query: two queries never wait for each other's.
+    let mut slots = Vec::with_capacity(days.len());
+    for cell in cache.cells(site_id, days) {
+        slots.push(cell.lock_owned().await);
+    }
+    let current = |i: usize, slot: &Slot| {
+        let gen = gens.get(&days[i]).copied().unwrap_or(0);
+        slot.digest.as_ref().is_some_and(|(g, _)| *g == gen)
+    };
+    let missing: Vec<(usize, i64)> = slots
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| !current(*i, s))
+        .map(|(i, _)| (i, days[i]))
+        .collect();
+    if !missing.is_empty() {
+        let wanted: Vec<i64> = missing.iter().map(|(_, d)| *d).collect();
+        let loaded = match store.dialect {
+            Dialect::Sqlite => {
+                store
+                    .sqlite_read(move |conn| load_sqlite(conn, site_id, &wanted))
+                    .await?
+            }
+            Dialect::Postgres => load_postgres(store, site_id, &wanted).await?,
+        };
+        for ((i, day), l) in missing.into_iter().zip(loaded) {
+            let counter = if l.built { &cache.built } else { &cache.read };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if l.built && day + DAY_MS <= now_ms {
+                store_digest(store, site_id, l.gen, &l.digest).await?;
+            }
+            slots[i].digest = Some((l.gen, Arc::new(l.digest)));
+        }
+        // Dropped once unused for long enough even if no other query comes.
+        let days = store.days.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(MAX_AGE).await;
+            days.trim(Instant::now());
+        });
+    }
+    let now = Instant::now();
+    let out = slots
+        .iter_mut()
+        .filter_map(|s| {
+            s.used = Some(now);
+            s.digest.as_ref().map(|(_, d)| d.clone())
+        })
+        .collect();
+    drop(slots);
+    cache.trim(now);
+    Ok(out)
+}
+
+/// Counts per (bucket, value of `group`) of what passes `filters` in `[from, to)`, from the
+/// day digests. `starts` are the first instants of the buckets, ascending; without them
+/// everything is bucket 0.
+pub async fn aggregate(
+    store: &Store,
+    site_id: i64,
+    from: i64,
+    to: i64,
+    filters: &[(Dim, String)],
+    group: Option<&Dim>,
+    starts: Option<&[i64]>,
+) -> Result<HashMap<(usize, String), Counts>, StoreError> {
+    let first = floor_day(from);
+    let days: Vec<i64> = (0..)
+        .map(|i| first + i * DAY_MS)
+        .take_while(|d| *d < to)
+        .collect();
+    let gens = gens(store, site_id, first, to).await?;
+    let now_ms = crate::now_ms();
+    let filters: Arc<[(Dim, String)]> = filters.into();
+    let group = group.cloned();
+    let starts: Option<Arc<[i64]>> = starts.map(Into::into);
+    let mut out = HashMap::new();
+    for chunk in days.chunks(CHUNK_DAYS) {
+        let loaded = digests(store, site_id, chunk, &gens, now_ms).await?;
+        let (filters, group, starts) = (filters.clone(), group.clone(), starts.clone());
+        out = tokio::task::spawn_blocking(move || {
+            let bucket_of = |ts: i64| match &starts {
+                Some(starts) => starts.partition_point(|s| *s <= ts).checked_sub(1),
+                None => Some(0),
+            };
+            for d in &loaded {
+                count_day(d, from, to, &filters, group.as_ref(), &bucket_of, &mut out);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Deletes the digests of days that begin before `cutoff_ms` (their raw events are
+    /// being pruned; a later query builds what is left of them again).
+    pub async fn prune_digests(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for table in ["digests", "digest_days"] {
+            n += sqlx::query(&format!("DELETE FROM {table} WHERE day < $1"))
+                .bind(cutoff_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(cache: &DayCache, day: i64, used: Instant) {
+        let cell = cache.cells(1, &[day]).remove(0);
+        let mut slot = cell.try_lock().expect("free");
+        let mut digest = Digest::default();
+        digest.day = day;
+        slot.digest = Some((0, Arc::new(digest)));
+        slot.used = Some(used);
+    }
+
+    #[test]
+    fn unused_digests_are_dropped_after_max_age() {
+        let cache = DayCache::default();
+        let now = Instant::now();
+        put(&cache, 0, now);
+        put(&cache, DAY_MS, now);
+        cache.trim(now + MAX_AGE / 2);
+        assert_eq!(cache.kept(), 2);
+        cache.trim(now + MAX_AGE);
+        assert_eq!(cache.kept(), 0);
+    }
+
+    #[test]
+    fn the_least_recently_used_go_beyond_the_kept_events() {
+        let cache = DayCache {
+            kept_events: 2,
+            ..DayCache::default()
+        };
+        let now = Instant::now();
+        for i in 0..3 {
+            put(&cache, i * DAY_MS, now + Duration::from_secs(i as u64));
+        }
+        cache.trim(now + Duration::from_secs(3));
+        assert_eq!(cache.kept(), 2);
+        let slots = cache.slots.lock().expect("slots");
+        assert!(!slots.contains_key(&(1, 0)), "the oldest use is dropped");
+    }
+}

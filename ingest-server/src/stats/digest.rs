@@ -1,0 +1,452 @@
+//! A day digest: the page views and custom events of one site and UTC day, sessionised with
+//! the rollup worker's rules and stored as columns of small numbers, every string once in a
+//! dictionary. Filtered queries count from digests ([`super::days`]) instead of reading and
+//! sessionising the raw events again: a filter value is looked up once per day (a day
+//! without it is skipped whole), and the events are then compared as numbers.
+//!
+//! A visitor id lives one UTC day (its salt rotates daily), so the visits of a day are
+//! complete within its digest and days can be counted one after the other.
+//!
+//! [`count_day`] counts exactly what [`super::raw::aggregate`] counts from the same events
+//! (the tests hold one against the other).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::params::{Dim, DimKind};
+use super::raw::Raw;
+use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
+
+/// The format of an encoded digest; a stored digest of another format is built again.
+const FORMAT: u8 = 1;
+/// "No value" in a column of dictionary ids.
+const NONE: u32 = u32::MAX;
+/// The group of ungrouped counts.
+const ALL: u32 = u32::MAX - 1;
+/// The visit-level columns: [`VISIT_DIMS`], then `exit_page`.
+const VISIT_COLUMNS: usize = VISIT_DIMS.len() + 1;
+
+fn visit_column(dim: &str) -> Option<usize> {
+    if dim == "exit_page" {
+        return Some(VISIT_DIMS.len());
+    }
+    VISIT_DIMS.iter().position(|d| *d == dim)
+}
+
+/// One site's counted events of one UTC day.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// The day's first instant (ms since the epoch, UTC).
+    pub day: i64,
+    /// Every string of the day once; the columns hold indexes into it.
+    strings: Vec<String>,
+    /// Per visit: start (ms after `day`), duration (ms), bounce, visitor (0.. per day) and
+    /// the value of each of [`VISIT_COLUMNS`].
+    visit_start: Vec<u32>,
+    visit_duration: Vec<u32>,
+    visit_bounce: Vec<bool>,
+    visit_visitor: Vec<u32>,
+    visit_values: Vec<Vec<u32>>,
+    /// Per event (page views and custom events, in time order): time (ms after `day`),
+    /// visit, custom event or not, path, event name, and where its props start in
+    /// `prop_keys` / `prop_values` (one more entry than events).
+    ev_ts: Vec<u32>,
+    ev_visit: Vec<u32>,
+    ev_custom: Vec<bool>,
+    ev_path: Vec<u32>,
+    ev_name: Vec<u32>,
+    ev_props: Vec<u32>,
+    prop_keys: Vec<u32>,
+    prop_values: Vec<u32>,
+}
+
+/// Dictionary ids while a digest is built.
+#[derive(Default)]
+struct Strings {
+    ids: HashMap<String, u32>,
+    list: Vec<String>,
+}
+
+impl Strings {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.list.len() as u32;
+        self.list.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+
+    fn opt(&mut self, s: Option<&str>) -> u32 {
+        s.map_or(NONE, |s| self.id(s))
+    }
+}
+
+/// Milliseconds after `day`, for an instant of that day.
+fn offset(ts: i64, day: i64) -> u32 {
+    (ts - day).clamp(0, DAY_MS - 1) as u32
+}
+
+impl Digest {
+    /// The digest of the sessionised events of the day starting at `day` (`raw` must hold
+    /// that day's events only).
+    pub fn build(day: i64, raw: &Raw) -> Digest {
+        let mut strings = Strings::default();
+        let mut d = Digest {
+            day,
+            visit_values: vec![Vec::new(); VISIT_COLUMNS],
+            ..Digest::default()
+        };
+        // Visits numbered in the order of the visitors and their slots.
+        let mut first_visit = Vec::with_capacity(raw.visitors.len());
+        for (vi, visitor) in raw.visitors.iter().enumerate() {
+            first_visit.push(d.visit_start.len());
+            for slot in &visitor.slots {
+                let v = &slot.visit;
+                d.visit_start.push(offset(v.started_at, day));
+                d.visit_duration
+                    .push(v.duration_ms().clamp(0, i64::from(u32::MAX)) as u32);
+                d.visit_bounce.push(v.is_bounce());
+                d.visit_visitor.push(vi as u32);
+                for (c, dim) in VISIT_DIMS.iter().chain(["exit_page"].iter()).enumerate() {
+                    let id = strings.opt(v.value(dim));
+                    d.visit_values[c].push(id);
+                }
+            }
+        }
+        d.ev_props.push(0);
+        for (ev, vi, si) in &raw.events {
+            if ev.kind == EvKind::Engagement {
+                continue;
+            }
+            d.ev_ts.push(offset(ev.ts, day));
+            d.ev_visit.push((first_visit[*vi] + si) as u32);
+            d.ev_custom.push(ev.kind == EvKind::Event);
+            d.ev_path.push(strings.id(&ev.path));
+            d.ev_name.push(strings.opt(ev.name.as_deref()));
+            for (k, v) in &ev.props {
+                let (k, v) = (strings.id(k), strings.id(v));
+                d.prop_keys.push(k);
+                d.prop_values.push(v);
+            }
+            d.ev_props.push(d.prop_keys.len() as u32);
+        }
+        d.strings = strings.list;
+        d
+    }
+
+    /// How many page views and custom events it holds.
+    pub fn events(&self) -> usize {
+        self.ev_ts.len()
+    }
+
+    /// The stored form: a format byte, then the columns (postcard).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT];
+        // Serialising plain vectors and strings into memory cannot fail.
+        out.extend(postcard::to_stdvec(self).unwrap_or_default());
+        out
+    }
+
+    /// `None` for another format or damaged bytes (the day is then built again).
+    pub fn decode(bytes: &[u8]) -> Option<Digest> {
+        match bytes.split_first() {
+            Some((&FORMAT, rest)) => postcard::from_bytes(rest).ok(),
+            _ => None,
+        }
+    }
+
+    fn lookup(&self, index: &HashMap<&str, u32>, s: &str) -> Option<u32> {
+        index.get(s).copied()
+    }
+
+    /// The value id of event `e` for an event-level dimension.
+    fn event_value(&self, e: usize, dim: &EventDim) -> u32 {
+        let custom = self.ev_custom[e];
+        match dim {
+            EventDim::Page => self.ev_path[e],
+            EventDim::Name if custom => self.ev_name[e],
+            EventDim::Prop(key) if custom => {
+                let (a, b) = (self.ev_props[e] as usize, self.ev_props[e + 1] as usize);
+                (a..b)
+                    .find(|i| self.prop_keys[*i] == *key)
+                    .map_or(NONE, |i| self.prop_values[i])
+            }
+            _ => NONE,
+        }
+    }
+}
+
+/// An event-level dimension resolved in one digest.
+#[derive(Clone, Copy)]
+enum EventDim {
+    Page,
+    Name,
+    /// The prop key's id (NONE: the day has no such prop).
+    Prop(u32),
+}
+
+/// A dimension resolved in one digest.
+#[derive(Clone, Copy)]
+enum Resolved {
+    Visit(usize),
+    Event(EventDim),
+}
+
+fn resolve(d: &Digest, index: &HashMap<&str, u32>, dim: &Dim) -> Option<Resolved> {
+    match dim.kind() {
+        DimKind::Event => Some(Resolved::Event(match dim.as_str() {
+            "page" => EventDim::Page,
+            "event" => EventDim::Name,
+            s => EventDim::Prop(
+                d.lookup(index, s.strip_prefix("prop:").unwrap_or_default())
+                    .unwrap_or(NONE),
+            ),
+        })),
+        DimKind::Visit | DimKind::Exit => visit_column(dim.as_str()).map(Resolved::Visit),
+    }
+}
+
+/// Adds to `out` the counts per (bucket, value of `group`) of what passes `filters` in
+/// `[from, to)` on this day, as [`super::raw::aggregate`] does over raw events.
+pub fn count_day(
+    d: &Digest,
+    from: i64,
+    to: i64,
+    filters: &[(Dim, String)],
+    group: Option<&Dim>,
+    bucket_of: &dyn Fn(i64) -> Option<usize>,
+    out: &mut HashMap<(usize, String), Counts>,
+) {
+    if d.day + DAY_MS <= from || d.day >= to || d.ev_ts.is_empty() {
+        return;
+    }
+    let index: HashMap<&str, u32> = d
+        .strings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    // Every filter must be met; a value the day never saw is met by nothing.
+    let mut visit_filters: Vec<(usize, u32)> = Vec::new();
+    let mut event_filters: Vec<(EventDim, u32)> = Vec::new();
+    for (dim, want) in filters {
+        let Some(want) = d.lookup(&index, want) else {
+            return;
+        };
+        match resolve(d, &index, dim) {
+            Some(Resolved::Visit(c)) => visit_filters.push((c, want)),
+            Some(Resolved::Event(e)) => event_filters.push((e, want)),
+            None => return,
+        }
+    }
+    let group = match group {
+        None => None,
+        Some(g) => match resolve(d, &index, g) {
+            Some(r) => Some(r),
+            None => return,
+        },
+    };
+    let by_page = matches!(group, Some(Resolved::Event(EventDim::Page)));
+    let visit_ok = |v: usize| {
+        visit_filters
+            .iter()
+            .all(|(c, want)| d.visit_values[*c][v] == *want)
+    };
+
+    let mut local: HashMap<(usize, u32), Counts> = HashMap::new();
+    let mut matched = vec![false; d.visit_start.len()];
+    let mut seen_visitors: HashSet<(u32, u32)> = HashSet::new();
+    let mut seen_pages: HashSet<(u32, u32, u32)> = HashSet::new();
+    for e in 0..d.ev_ts.len() {
+        let v = d.ev_visit[e] as usize;
+        if !visit_ok(v)
+            || !event_filters
+                .iter()
+                .all(|(dim, want)| d.event_value(e, dim) == *want)
+        {
+            continue;
+        }
+        matched[v] = true;
+        let ts = d.day + i64::from(d.ev_ts[e]);
+        if ts < from || ts >= to {
+            continue;
+        }
+        let Some(b) = bucket_of(ts) else { continue };
+        let g = match group {
+            None => ALL,
+            Some(Resolved::Event(dim)) => d.event_value(e, &dim),
+            Some(Resolved::Visit(c)) => d.visit_values[c][v],
+        };
+        if g == NONE {
+            continue;
+        }
+        let c = local.entry((b, g)).or_default();
+        let pageview = !d.ev_custom[e];
+        if pageview {
+            c.pageviews += 1;
+            if seen_pages.insert((v as u32, d.ev_path[e], g)) {
+                c.unique_pageviews += 1;
+                if by_page {
+                    c.visits += 1;
+                }
+            }
+        } else {
+            c.events += 1;
+        }
+        if (pageview || !by_page) && seen_visitors.insert((d.visit_visitor[v], g)) {
+            c.visitors += 1;
+        }
+    }
+    for (v, was_matched) in matched.iter().enumerate() {
+        let started = d.day + i64::from(d.visit_start[v]);
+        if started < from
+            || started >= to
+            || !visit_ok(v)
+            || (!event_filters.is_empty() && !was_matched)
+        {
+            continue;
+        }
+        let g = match group {
+            None => ALL,
+            Some(Resolved::Event(_)) => continue,
+            Some(Resolved::Visit(c)) => d.visit_values[c][v],
+        };
+        let (false, Some(b)) = (g == NONE, bucket_of(started)) else {
+            continue;
+        };
+        let c = local.entry((b, g)).or_default();
+        c.visits += 1;
+        c.bounces += i64::from(d.visit_bounce[v]);
+        c.duration_ms += i64::from(d.visit_duration[v]);
+    }
+    for ((b, g), c) in local {
+        let value = if g == ALL {
+            String::new()
+        } else {
+            d.strings[g as usize].clone()
+        };
+        *out.entry((b, value)).or_default() += c;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::model::Ev;
+    use crate::stats::raw;
+
+    fn ev(seq: i64, ts: i64, visitor: i64, kind: EvKind, path: &str) -> Ev {
+        Ev {
+            seq,
+            site_id: 1,
+            kind,
+            ts,
+            visitor,
+            path: path.into(),
+            referrer: None,
+            utm_source: None,
+            utm_medium: None,
+            utm_campaign: None,
+            country: Some(if visitor % 2 == 0 { "DE" } else { "US" }.into()),
+            browser: Some("Firefox".into()),
+            os: None,
+            device: Some("desktop".into()),
+            logged_in: visitor % 3 == 0,
+            name: (kind == EvKind::Event).then(|| "signup".to_string()),
+            props: if kind == EvKind::Event {
+                vec![("plan".into(), format!("p{}", seq % 3))]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn day_events(day: i64) -> Vec<Ev> {
+        let mut evs = Vec::new();
+        let paths = ["/", "/pricing", "/blog/a", "/docs"];
+        for i in 0..400_i64 {
+            let visitor = i % 37;
+            let ts = day + (i * 7_919 % 86_000) * 1_000;
+            let kind = match i % 9 {
+                0 => EvKind::Event,
+                1 => EvKind::Engagement,
+                _ => EvKind::Pageview,
+            };
+            evs.push(ev(i, ts, visitor, kind, paths[(i % 4) as usize]));
+        }
+        evs
+    }
+
+    #[test]
+    fn counts_equal_the_raw_counts_for_every_filter_and_group() {
+        let day = 20_000 * DAY_MS;
+        let evs = day_events(day);
+        let digest = Digest::build(day, &raw::sessionise(evs.clone()));
+        let decoded = Digest::decode(&digest.encode()).expect("decodes");
+        assert_eq!(decoded, digest);
+        let all = raw::sessionise(evs);
+        let dims = [
+            None,
+            Some("page"),
+            Some("entry_page"),
+            Some("exit_page"),
+            Some("country"),
+            Some("event"),
+            Some("prop:plan"),
+            Some("user"),
+            Some("referrer"),
+        ];
+        let filter_sets: Vec<Vec<(&str, &str)>> = vec![
+            vec![],
+            vec![("page", "/pricing")],
+            vec![("country", "DE")],
+            vec![("country", "US"), ("page", "/docs")],
+            vec![("event", "signup")],
+            vec![("prop:plan", "p1")],
+            vec![("user", "logged-in"), ("exit_page", "/")],
+            vec![("country", "FR")],
+        ];
+        let hours = |ts: i64| Some(((ts - day) / 3_600_000) as usize);
+        for (from, to) in [
+            (day, day + DAY_MS),
+            (day + 3 * 3_600_000, day + 20 * 3_600_000),
+        ] {
+            for filters in &filter_sets {
+                let filters: Vec<(Dim, String)> = filters
+                    .iter()
+                    .map(|(d, v)| (Dim::parse(d).expect("dim"), v.to_string()))
+                    .collect();
+                for group in dims {
+                    let group = group.map(|g| Dim::parse(g).expect("dim"));
+                    let want = raw::aggregate(&all, from, to, &filters, group.as_ref(), &hours);
+                    let mut got = HashMap::new();
+                    count_day(
+                        &decoded,
+                        from,
+                        to,
+                        &filters,
+                        group.as_ref(),
+                        &hours,
+                        &mut got,
+                    );
+                    assert_eq!(
+                        got, want,
+                        "filters {filters:?}, group {group:?}, {from}..{to}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn another_format_is_not_decoded() {
+        let mut bytes = Digest::default().encode();
+        assert!(Digest::decode(&bytes).is_some());
+        bytes[0] = FORMAT + 1;
+        assert!(Digest::decode(&bytes).is_none());
+        assert!(Digest::decode(&[]).is_none());
+    }
+}
