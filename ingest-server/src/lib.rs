@@ -73,6 +73,7 @@ pub async fn serve(
     let maintenance = tokio::spawn(maintenance::run(app.clone()));
     let roller = tokio::spawn(rollup::run(store.clone()));
     let checkpointer = tokio::spawn(maintenance::checkpoints(store.clone()));
+    let digester = tokio::spawn(stats::days::run(store.clone()));
     let drops = app.drops.clone();
     let drop_flusher = tokio::spawn(trace::drops::run(drops.clone(), store.clone()));
     let monitor_tasks = app.monitors.configured().then(|| {
@@ -96,6 +97,7 @@ pub async fn serve(
     maintenance.abort();
     roller.abort();
     checkpointer.abort();
+    digester.abort();
     drop_flusher.abort();
     for task in monitor_tasks.iter().flatten() {
         task.abort();

@@ -17,3 +17,7 @@ CREATE TABLE digests (
     data    BLOB    NOT NULL,
     PRIMARY KEY (site_id, day)
 );
+
+-- The days that already have events, for the background builder.
+INSERT INTO digest_days (site_id, day, gen)
+SELECT site_id, ts - ts % 86400000, 1 FROM events GROUP BY site_id, ts - ts % 86400000;

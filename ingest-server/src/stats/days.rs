@@ -35,6 +35,8 @@ pub const MAX_AGE: Duration = Duration::from_secs(30);
 /// How many events' worth of decoded digests are kept at most (about 40 bytes each with
 /// their visits).
 pub const KEPT_EVENTS: usize = 1_000_000;
+/// How long the events of a day not over are kept after their last use.
+pub const OPEN_MAX_AGE: Duration = Duration::from_secs(300);
 /// How many days a query reads and counts at a time.
 pub const CHUNK_DAYS: usize = 16;
 
@@ -47,9 +49,24 @@ struct Slot {
 
 type Cell = Arc<tokio::sync::Mutex<Slot>>;
 
+/// A day not over yet, as far as it was read.
+struct Open {
+    day: i64,
+    gen: i64,
+    /// The largest event `seq` of the snapshot it was last read in.
+    upto: i64,
+    raw: raw::Raw,
+    digest: Arc<Digest>,
+    used: Instant,
+}
+
+type OpenCell = Arc<tokio::sync::Mutex<Option<Open>>>;
+
 /// The decoded digests (one per [`Store`] and its clones).
 pub struct DayCache {
     slots: Mutex<HashMap<(i64, i64), Cell>>,
+    /// SQLite: per site, the day not over yet (see [`open_digest`]).
+    open: Mutex<HashMap<i64, OpenCell>>,
     built: AtomicU64,
     read: AtomicU64,
     /// [`KEPT_EVENTS`], but for tests.
@@ -60,6 +77,7 @@ impl Default for DayCache {
     fn default() -> DayCache {
         DayCache {
             slots: Mutex::default(),
+            open: Mutex::default(),
             built: AtomicU64::new(0),
             read: AtomicU64::new(0),
             kept_events: KEPT_EVENTS,
@@ -87,10 +105,27 @@ impl DayCache {
         self.read.load(Ordering::Relaxed)
     }
 
-    /// Forgets every decoded digest (the next query reads the database again).
+    /// Forgets every decoded digest and the events of the days not over (the next query
+    /// reads the database again).
     pub fn clear(&self) {
+        self.clear_closed();
+        if let Ok(mut open) = self.open.lock() {
+            open.clear();
+        }
+    }
+
+    /// Forgets the decoded digests of the days that are over (read again from the
+    /// database by the next query), and keeps the days not over.
+    pub fn clear_closed(&self) {
         if let Ok(mut slots) = self.slots.lock() {
             slots.clear();
+        }
+    }
+
+    fn open_cell(&self, site_id: i64) -> OpenCell {
+        match self.open.lock() {
+            Ok(mut open) => open.entry(site_id).or_default().clone(),
+            Err(_) => OpenCell::default(),
         }
     }
 
@@ -117,6 +152,14 @@ impl DayCache {
     /// Drops the digests unused for [`MAX_AGE`], then the least recently used ones beyond
     /// the kept events. Slots in use by a query are left alone.
     fn trim(&self, now: Instant) {
+        if let Ok(mut open) = self.open.lock() {
+            open.retain(|_, cell| {
+                cell.try_lock().map_or(true, |o| {
+                    o.as_ref()
+                        .is_some_and(|o| now.duration_since(o.used) < OPEN_MAX_AGE)
+                })
+            });
+        }
         let Ok(mut slots) = self.slots.lock() else {
             return;
         };
@@ -325,6 +368,76 @@ async fn store_digest(
     Ok(())
 }
 
+/// The digests of `days` as stored, or built from the events where none is current.
+async fn fetch(store: &Store, site_id: i64, days: Vec<i64>) -> Result<Vec<Loaded>, StoreError> {
+    match store.dialect {
+        Dialect::Sqlite => {
+            store
+                .sqlite_read(move |conn| load_sqlite(conn, site_id, &days))
+                .await
+        }
+        Dialect::Postgres => load_postgres(store, site_id, &days).await,
+    }
+}
+
+/// How many days the background builder builds per round.
+pub const WARM_DAYS: i64 = 8;
+
+/// The background builder: stores the digests of the days that are over and have none, or
+/// a stale one, newest first, so that filtered queries find them ready (after an upgrade, a
+/// late event, and every night for the day just over). After each round of [`WARM_DAYS`]
+/// days it pauses twice as long as the round took (it takes at most a third of a core); a
+/// minute when nothing is left. Runs until aborted.
+pub async fn run(store: Store) {
+    loop {
+        let started = Instant::now();
+        let pause = match warm(&store, WARM_DAYS).await {
+            Ok(0) => Duration::from_secs(60),
+            Ok(_) => (started.elapsed() * 2).max(Duration::from_millis(100)),
+            Err(e) => {
+                tracing::warn!(error = %e, "building day digests");
+                Duration::from_secs(60)
+            }
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Builds and stores the digests of up to `limit` days that are over and have no current
+/// one, newest first; returns how many it stored.
+pub async fn warm(store: &Store, limit: i64) -> Result<usize, StoreError> {
+    let today = floor_day(crate::now_ms());
+    let rows = sqlx::query(
+        "SELECT d.site_id, d.day FROM digest_days d LEFT JOIN digests g \
+         ON g.site_id = d.site_id AND g.day = d.day \
+         WHERE d.day < $1 AND (g.gen IS NULL OR g.gen <> d.gen) \
+         ORDER BY d.day DESC LIMIT $2",
+    )
+    .bind(today)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    let mut by_site: HashMap<i64, Vec<i64>> = HashMap::new();
+    for row in &rows {
+        by_site
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(row.try_get(1)?);
+    }
+    let mut stored = 0;
+    for (site_id, mut days) in by_site {
+        days.sort_unstable();
+        for l in fetch(store, site_id, days).await? {
+            if l.built {
+                store.days.built.fetch_add(1, Ordering::Relaxed);
+                store_digest(store, site_id, l.gen, &l.digest).await?;
+                stored += 1;
+            }
+        }
+    }
+    Ok(stored)
+}
+
 /// The digests of `days` (ascending), from memory, the database or the events.
 async fn digests(
     store: &Store,
@@ -351,14 +464,7 @@ async fn digests(
         .collect();
     if !missing.is_empty() {
         let wanted: Vec<i64> = missing.iter().map(|(_, d)| *d).collect();
-        let loaded = match store.dialect {
-            Dialect::Sqlite => {
-                store
-                    .sqlite_read(move |conn| load_sqlite(conn, site_id, &wanted))
-                    .await?
-            }
-            Dialect::Postgres => load_postgres(store, site_id, &wanted).await?,
-        };
+        let loaded = fetch(store, site_id, wanted).await?;
         for ((i, day), l) in missing.into_iter().zip(loaded) {
             let counter = if l.built { &cache.built } else { &cache.read };
             counter.fetch_add(1, Ordering::Relaxed);
@@ -387,6 +493,92 @@ async fn digests(
     Ok(out)
 }
 
+/// SQLite: the digest of a day not over yet. Its events are kept in memory, sessionised,
+/// and when its `gen` moved only the events stored since are read (events are numbered in
+/// commit order on SQLite, so those are the ones past the largest `seq` seen) and applied
+/// in arrival order, like the rollup worker does; then the digest is built again from them.
+/// Once the day is over, its digest is built from all its events in time order.
+async fn open_digest(
+    store: &Store,
+    site_id: i64,
+    day: i64,
+    gen: i64,
+) -> Result<Arc<Digest>, StoreError> {
+    let cell = store.days.open_cell(site_id);
+    let mut open = cell.lock_owned().await;
+    let now = Instant::now();
+    if let Some(o) = open.as_mut().filter(|o| o.day == day && o.gen == gen) {
+        o.used = now;
+        return Ok(o.digest.clone());
+    }
+    let kept = open.take().filter(|o| o.day == day);
+    let since = kept.as_ref().map(|o| o.upto);
+    let (gen, upto, evs) = store
+        .sqlite_read(move |conn| {
+            use rusqlite::OptionalExtension;
+            let tx = conn.unchecked_transaction()?;
+            let gen: i64 = tx
+                .prepare_cached("SELECT gen FROM digest_days WHERE site_id = ?1 AND day = ?2")?
+                .query_row(rusqlite::params![site_id, day], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let upto: i64 = tx
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            // Past a `seq`: the rows by number (not through the time index).
+            let sql = match since {
+                Some(_) => format!(
+                    "SELECT {EV_COLUMNS} FROM events NOT INDEXED WHERE seq > ?4 AND seq <= ?5 \
+                     AND site_id = ?1 AND ts >= ?2 AND ts < ?3"
+                ),
+                None => format!(
+                    "SELECT {EV_COLUMNS} FROM events WHERE site_id = ?1 AND ts >= ?2 \
+                     AND ts < ?3 AND ?4 = ?4 AND seq <= ?5"
+                ),
+            };
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params![
+                site_id,
+                day,
+                day + DAY_MS,
+                since.unwrap_or(0),
+                upto
+            ])?;
+            let mut evs = Vec::new();
+            while let Some(row) = rows.next()? {
+                evs.extend(ev_from_sqlite(row)?);
+            }
+            Ok((gen, upto, evs))
+        })
+        .await?;
+    let mut raw = kept.map(|o| o.raw).unwrap_or_default();
+    let (raw, digest) = tokio::task::spawn_blocking(move || {
+        raw.append(evs);
+        let digest = Arc::new(Digest::build(day, &raw));
+        (raw, digest)
+    })
+    .await
+    .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+    store.days.built.fetch_add(1, Ordering::Relaxed);
+    if since.is_none() {
+        // Dropped once unused for long enough even if no other query comes.
+        let days = store.days.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(OPEN_MAX_AGE).await;
+            days.trim(Instant::now());
+        });
+    }
+    *open = Some(Open {
+        day,
+        gen,
+        upto,
+        raw,
+        digest: digest.clone(),
+        used: now,
+    });
+    Ok(digest)
+}
+
 /// Counts per (bucket, value of `group`) of what passes `filters` in `[from, to)`, from the
 /// day digests. `starts` are the first instants of the buckets, ascending; without them
 /// everything is bucket 0.
@@ -409,9 +601,26 @@ pub async fn aggregate(
     let filters: Arc<[(Dim, String)]> = filters.into();
     let group = group.cloned();
     let starts: Option<Arc<[i64]>> = starts.map(Into::into);
+    // SQLite: the day not over yet is read in part (see `open_digest`).
+    let open = match days.last() {
+        Some(&last) if store.dialect == Dialect::Sqlite && last + DAY_MS > now_ms => Some(last),
+        _ => None,
+    };
+    let closed = &days[..days.len() - usize::from(open.is_some())];
     let mut out = HashMap::new();
-    for chunk in days.chunks(CHUNK_DAYS) {
-        let loaded = digests(store, site_id, chunk, &gens, now_ms).await?;
+    let mut chunks: Vec<Option<&[i64]>> = closed.chunks(CHUNK_DAYS).map(Some).collect();
+    if open.is_some() {
+        chunks.push(None);
+    }
+    for chunk in chunks {
+        let loaded = match (chunk, open) {
+            (Some(chunk), _) => digests(store, site_id, chunk, &gens, now_ms).await?,
+            (None, Some(day)) => {
+                let gen = gens.get(&day).copied().unwrap_or(0);
+                vec![open_digest(store, site_id, day, gen).await?]
+            }
+            (None, None) => Vec::new(),
+        };
         let (filters, group, starts) = (filters.clone(), group.clone(), starts.clone());
         out = tokio::task::spawn_blocking(move || {
             let bucket_of = |ts: i64| match &starts {

@@ -12,14 +12,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 use super::params::{Dim, DimKind};
 use super::raw::Raw;
 use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
 
 /// The format of an encoded digest; a stored digest of another format is built again.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 /// "No value" in a column of dictionary ids.
 const NONE: u32 = u32::MAX;
 /// The group of ungrouped counts.
@@ -35,7 +33,7 @@ fn visit_column(dim: &str) -> Option<usize> {
 }
 
 /// One site's counted events of one UTC day.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Digest {
     /// The day's first instant (ms since the epoch, UTC).
     pub day: i64,
@@ -142,24 +140,101 @@ impl Digest {
         self.ev_ts.len()
     }
 
-    /// The stored form: a format byte, then the columns (postcard).
+    /// The stored form: a format byte, the day, the strings (postcard, with their length
+    /// before them), then each column as its length and its values at fixed width (little
+    /// endian): reading a column back is a copy, not a decoding of each value.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT];
-        // Serialising plain vectors and strings into memory cannot fail.
-        out.extend(postcard::to_stdvec(self).unwrap_or_default());
+        // Serialising strings into memory cannot fail.
+        let strings = postcard::to_stdvec(&self.strings).unwrap_or_default();
+        let mut out = Vec::with_capacity(16 + strings.len() + self.ev_ts.len() * 21);
+        out.push(FORMAT);
+        out.extend(self.day.to_le_bytes());
+        out.extend((strings.len() as u32).to_le_bytes());
+        out.extend(strings);
+        let words = [
+            &self.visit_start,
+            &self.visit_duration,
+            &self.visit_visitor,
+            &self.ev_ts,
+            &self.ev_visit,
+            &self.ev_path,
+            &self.ev_name,
+            &self.ev_props,
+            &self.prop_keys,
+            &self.prop_values,
+        ];
+        for column in words.into_iter().chain(&self.visit_values) {
+            out.extend((column.len() as u32).to_le_bytes());
+            for v in column {
+                out.extend(v.to_le_bytes());
+            }
+        }
+        for column in [&self.visit_bounce, &self.ev_custom] {
+            out.extend((column.len() as u32).to_le_bytes());
+            out.extend(column.iter().map(|b| u8::from(*b)));
+        }
         out
     }
 
     /// `None` for another format or damaged bytes (the day is then built again).
     pub fn decode(bytes: &[u8]) -> Option<Digest> {
-        match bytes.split_first() {
-            Some((&FORMAT, rest)) => postcard::from_bytes(rest).ok(),
-            _ => None,
+        let mut r = Reader(bytes);
+        if r.take(1)? != [FORMAT] {
+            return None;
         }
+        let day = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        let n = r.u32()? as usize;
+        let strings = postcard::from_bytes(r.take(n)?).ok()?;
+        let mut d = Digest {
+            day,
+            strings,
+            visit_start: r.words()?,
+            visit_duration: r.words()?,
+            visit_visitor: r.words()?,
+            ev_ts: r.words()?,
+            ev_visit: r.words()?,
+            ev_path: r.words()?,
+            ev_name: r.words()?,
+            ev_props: r.words()?,
+            prop_keys: r.words()?,
+            prop_values: r.words()?,
+            ..Digest::default()
+        };
+        for _ in 0..VISIT_COLUMNS {
+            d.visit_values.push(r.words()?);
+        }
+        d.visit_bounce = r.flags()?;
+        d.ev_custom = r.flags()?;
+        let visits = d.visit_start.len();
+        let events = d.ev_ts.len();
+        let consistent = r.0.is_empty()
+            && [&d.visit_duration, &d.visit_visitor]
+                .iter()
+                .chain(d.visit_values.iter().collect::<Vec<_>>().iter())
+                .all(|c| c.len() == visits)
+            && d.visit_bounce.len() == visits
+            && [&d.ev_visit, &d.ev_path, &d.ev_name]
+                .iter()
+                .all(|c| c.len() == events)
+            && d.ev_custom.len() == events
+            && d.ev_props.len() == events + 1
+            && d.prop_keys.len() == d.prop_values.len()
+            && d.ev_props.iter().all(|p| *p as usize <= d.prop_keys.len())
+            && d.ev_visit.iter().all(|v| (*v as usize) < visits);
+        let strings = d.strings.len() as u32;
+        let known = |c: &[u32]| c.iter().all(|id| *id < strings || *id == NONE);
+        let ids_ok = known(&d.ev_path)
+            && known(&d.ev_name)
+            && known(&d.prop_keys)
+            && known(&d.prop_values)
+            && d.visit_values.iter().all(|c| known(c));
+        (consistent && ids_ok).then_some(d)
     }
 
-    fn lookup(&self, index: &HashMap<&str, u32>, s: &str) -> Option<u32> {
-        index.get(s).copied()
+    /// The id of `s`, if the day has it (a scan: a query looks up a few values per day,
+    /// fewer than it would take to index the day's strings).
+    fn lookup(&self, s: &str) -> Option<u32> {
+        self.strings.iter().position(|x| x == s).map(|i| i as u32)
     }
 
     /// The value id of event `e` for an event-level dimension.
@@ -179,6 +254,40 @@ impl Digest {
     }
 }
 
+/// Reads the stored form.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn words(&mut self) -> Option<Vec<u32>> {
+        let n = self.u32()? as usize;
+        let bytes = self.take(n.checked_mul(4)?)?;
+        Some(
+            bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    }
+
+    fn flags(&mut self) -> Option<Vec<bool>> {
+        let n = self.u32()? as usize;
+        Some(self.take(n)?.iter().map(|b| *b != 0).collect())
+    }
+}
+
 /// An event-level dimension resolved in one digest.
 #[derive(Clone, Copy)]
 enum EventDim {
@@ -195,13 +304,13 @@ enum Resolved {
     Event(EventDim),
 }
 
-fn resolve(d: &Digest, index: &HashMap<&str, u32>, dim: &Dim) -> Option<Resolved> {
+fn resolve(d: &Digest, dim: &Dim) -> Option<Resolved> {
     match dim.kind() {
         DimKind::Event => Some(Resolved::Event(match dim.as_str() {
             "page" => EventDim::Page,
             "event" => EventDim::Name,
             s => EventDim::Prop(
-                d.lookup(index, s.strip_prefix("prop:").unwrap_or_default())
+                d.lookup(s.strip_prefix("prop:").unwrap_or_default())
                     .unwrap_or(NONE),
             ),
         })),
@@ -223,20 +332,14 @@ pub fn count_day(
     if d.day + DAY_MS <= from || d.day >= to || d.ev_ts.is_empty() {
         return;
     }
-    let index: HashMap<&str, u32> = d
-        .strings
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i as u32))
-        .collect();
     // Every filter must be met; a value the day never saw is met by nothing.
     let mut visit_filters: Vec<(usize, u32)> = Vec::new();
     let mut event_filters: Vec<(EventDim, u32)> = Vec::new();
     for (dim, want) in filters {
-        let Some(want) = d.lookup(&index, want) else {
+        let Some(want) = d.lookup(want) else {
             return;
         };
-        match resolve(d, &index, dim) {
+        match resolve(d, dim) {
             Some(Resolved::Visit(c)) => visit_filters.push((c, want)),
             Some(Resolved::Event(e)) => event_filters.push((e, want)),
             None => return,
@@ -244,7 +347,7 @@ pub fn count_day(
     }
     let group = match group {
         None => None,
-        Some(g) => match resolve(d, &index, g) {
+        Some(g) => match resolve(d, g) {
             Some(r) => Some(r),
             None => return,
         },
@@ -256,10 +359,12 @@ pub fn count_day(
             .all(|(c, want)| d.visit_values[*c][v] == *want)
     };
 
-    let mut local: HashMap<(usize, u32), Counts> = HashMap::new();
+    // Small keys, hashed many times a day: a fast hasher (the keys come from the digest).
+    let fast = foldhash::fast::RandomState::default;
+    let mut local: HashMap<(usize, u32), Counts, _> = HashMap::with_hasher(fast());
     let mut matched = vec![false; d.visit_start.len()];
-    let mut seen_visitors: HashSet<(u32, u32)> = HashSet::new();
-    let mut seen_pages: HashSet<(u32, u32, u32)> = HashSet::new();
+    let mut seen_visitors: HashSet<(u32, u32), _> = HashSet::with_hasher(fast());
+    let mut seen_pages: HashSet<(u32, u32, u32), _> = HashSet::with_hasher(fast());
     for e in 0..d.ev_ts.len() {
         let v = d.ev_visit[e] as usize;
         if !visit_ok(v)
@@ -442,11 +547,19 @@ mod tests {
     }
 
     #[test]
-    fn another_format_is_not_decoded() {
-        let mut bytes = Digest::default().encode();
+    fn another_format_or_damaged_bytes_are_not_decoded() {
+        let mut bytes = Digest::build(0, &Raw::default()).encode();
         assert!(Digest::decode(&bytes).is_some());
         bytes[0] = FORMAT + 1;
         assert!(Digest::decode(&bytes).is_none());
         assert!(Digest::decode(&[]).is_none());
+        let day = 20_000 * DAY_MS;
+        let bytes = Digest::build(day, &raw::sessionise(day_events(day))).encode();
+        assert!(Digest::decode(&bytes).is_some());
+        // Cut short, or an event's visit past the visits: refused, never a panic later.
+        assert!(Digest::decode(&bytes[..bytes.len() - 1]).is_none());
+        let mut d = Digest::decode(&bytes).expect("decodes");
+        d.ev_visit[0] = d.visit_start.len() as u32;
+        assert!(Digest::decode(&d.encode()).is_none());
     }
 }

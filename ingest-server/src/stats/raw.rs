@@ -16,7 +16,9 @@ use crate::rollup::store::{ev_from_row, ev_from_sqlite, EV_COLUMNS};
 use crate::store::{Dialect, Store, StoreError};
 
 /// The events of a range with the visits they belong to.
+#[derive(Default)]
 pub struct Raw {
+    index: HashMap<(i64, i64), usize>,
     pub(crate) visitors: Vec<Visitor>,
     /// (event, index in `visitors`, slot of its visit).
     pub(crate) events: Vec<(Ev, usize, usize)>,
@@ -144,21 +146,33 @@ pub async fn load(
 }
 
 /// Applies events (any order; sorted here by time) to fresh visitors.
-pub fn sessionise(mut evs: Vec<Ev>) -> Raw {
-    evs.sort_by_key(|e| (e.ts, e.seq));
-    let mut index: HashMap<(i64, i64), usize> = HashMap::new();
-    let mut visitors: Vec<Visitor> = Vec::new();
-    let mut events = Vec::with_capacity(evs.len());
-    for ev in evs {
-        let vi = *index.entry((ev.site_id, ev.visitor)).or_insert_with(|| {
-            visitors.push(Visitor::new(ev.site_id, ev.visitor));
-            visitors.len() - 1
-        });
-        if let Some(slot) = visitors[vi].apply(&ev, None) {
-            events.push((ev, vi, slot));
+pub fn sessionise(evs: Vec<Ev>) -> Raw {
+    let mut raw = Raw::default();
+    raw.append(evs);
+    raw
+}
+
+impl Raw {
+    /// Applies more events (sorted here by time) after those applied so far. Applied in
+    /// that order, like the rollup worker applies events in arrival order: an event older
+    /// than one already applied joins the visit it falls in, or starts one.
+    pub fn append(&mut self, mut evs: Vec<Ev>) {
+        evs.sort_by_key(|e| (e.ts, e.seq));
+        self.events.reserve(evs.len());
+        for ev in evs {
+            let visitors = &mut self.visitors;
+            let vi = *self
+                .index
+                .entry((ev.site_id, ev.visitor))
+                .or_insert_with(|| {
+                    visitors.push(Visitor::new(ev.site_id, ev.visitor));
+                    visitors.len() - 1
+                });
+            if let Some(slot) = self.visitors[vi].apply(&ev, None) {
+                self.events.push((ev, vi, slot));
+            }
         }
     }
-    Raw { visitors, events }
 }
 
 fn value_of<'a>(dim: &Dim, ev: &'a Ev, visit: &'a Visit) -> Option<&'a str> {

@@ -2,7 +2,7 @@
 //! held against a recomputation from the raw events; each on SQLite and on PostgreSQL.
 
 use ingest_server::rollup::{roll_up_all, roll_up_now, Counts};
-use ingest_server::stats::{self, BreakdownRow, Dim, Params};
+use ingest_server::stats::{self, days, BreakdownRow, Dim, Params};
 use ingest_server::store::{NewEvent, Store};
 use serde_json::{json, Value};
 
@@ -862,10 +862,11 @@ async fn rollups_equal_a_raw_recomputation_postgres() {
     rollups_equal_raw(Kind::Postgres).await;
 }
 
-/// Filtered queries count from day digests. The queries of one filtered view (summary,
-/// timeseries, breakdowns) build each day of both periods once between them and answer what
-/// a count of the raw events answers; later queries read the stored digests instead of the
-/// events; an event counted later for one day has that day alone built again.
+/// Filtered queries count from day digests. The background builder stores those of the days
+/// with events; the queries of one filtered view (summary, timeseries, breakdowns) read
+/// them, build each other day of both periods once between them, and answer what a count of
+/// the raw events answers; later queries read the stored digests; an event counted later
+/// for one day has that day alone built again.
 async fn filtered_queries_count_from_day_digests(kind: Kind) {
     let db = TestDb::new(kind).await;
     let store = db.store().await;
@@ -916,11 +917,14 @@ async fn filtered_queries_count_from_day_digests(kind: Kind) {
             )
         }
     };
+    // The three days of the fixture; then nothing is left to build.
+    assert_eq!(days::warm(&store, 100).await.expect("warm"), 3);
+    assert_eq!(days::warm(&store, 100).await.expect("warm"), 0);
     let (built, read) = (store.days.built(), store.days.read());
     let shared = view(store.clone()).await;
-    // Three days of this period and three of the one before, each built once for nine queries.
-    assert_eq!(store.days.built() - built, 6);
-    assert_eq!(store.days.read() - read, 0);
+    // This period's three days read, the one before (no events) built, once for nine queries.
+    assert_eq!(store.days.built() - built, 3);
+    assert_eq!(store.days.read() - read, 3);
     assert!(shared.0.pageviews > 0, "{:?}", shared.0);
 
     // The raw events say the same.
@@ -952,8 +956,8 @@ async fn filtered_queries_count_from_day_digests(kind: Kind) {
     // Nothing kept in memory: the days that are over are read back, none built again.
     store.days.clear();
     assert_eq!(view(store.clone()).await, shared);
-    assert_eq!(store.days.built() - built, 6);
-    assert_eq!(store.days.read() - read, 6);
+    assert_eq!(store.days.built() - built, 3);
+    assert_eq!(store.days.read() - read, 9);
 
     // A late event of the third day: once counted, that day alone is built again.
     let mut late = late;
@@ -967,7 +971,16 @@ async fn filtered_queries_count_from_day_digests(kind: Kind) {
     let after = stats::summary(&store, site.id, &p).await.expect("summary");
     assert_eq!(after.pageviews, shared.0.pageviews + 1);
     assert_eq!(after.visits, shared.0.visits + 1);
-    assert_eq!(store.days.built() - built, 7);
+    assert_eq!(store.days.built() - built, 4);
+    // The query stored it (the day is over): the builder has nothing to do, and the next
+    // query reads it.
+    assert_eq!(days::warm(&store, 100).await.expect("warm"), 0);
+    store.days.clear();
+    assert_eq!(
+        stats::summary(&store, site.id, &p).await.expect("summary"),
+        after
+    );
+    assert_eq!(store.days.built() - built, 4);
 }
 
 #[tokio::test]
@@ -978,6 +991,78 @@ async fn filtered_queries_count_from_day_digests_sqlite() {
 #[tokio::test]
 async fn filtered_queries_count_from_day_digests_postgres() {
     filtered_queries_count_from_day_digests(Kind::Postgres).await;
+}
+
+/// Today's digest follows new events: the first filtered query reads the day so far, a
+/// later one (on SQLite) only what was stored since; the answers are those of the raw
+/// events each time.
+async fn today_follows_new_events(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let store = db.store().await;
+    let (site, _) = store.add_site("example.com").await.expect("site");
+    let now = ingest_server::now_ms();
+    let today = now - now % DAY;
+    let mut n = 0;
+    // Events of the last minutes (of today), two visitors, one of them back later.
+    let at = |k: i64| (now - 600_000 + k * 20_000).max(today);
+    let batch = |n: &mut u32, from: i64, count: i64| -> Vec<NewEvent> {
+        (from..from + count)
+            .map(|k| {
+                let path = if k % 3 == 0 { "/pricing" } else { "/" };
+                let kind = if k % 5 == 4 { "event" } else { "pageview" };
+                let mut e = event(n, kind, at(k), 1 + k % 2, path);
+                e.site_id = site.id;
+                e.country = Some("DE".into());
+                e
+            })
+            .collect()
+    };
+    store
+        .insert_events(batch(&mut n, 0, 12))
+        .await
+        .expect("insert");
+    roll_up_now(&store).await.expect("roll up");
+    let filters = vec![(Dim::parse("page").expect("dim"), "/pricing".to_string())];
+    let p = params(today - 6 * DAY, today + DAY, filters.clone());
+    let check = |store: Store, p: Params, filters: Vec<(Dim, String)>| async move {
+        let got = stats::summary(&store, site.id, &p).await.expect("summary");
+        let raw = stats::raw_totals(&store, site.id, &filters, p.from, p.to)
+            .await
+            .expect("raw");
+        assert_eq!(
+            (got.pageviews, got.visitors, got.visits, got.events),
+            (raw.pageviews, raw.visitors, raw.visits, raw.events)
+        );
+        got
+    };
+    let first = check(store.clone(), p.clone(), filters.clone()).await;
+    assert_eq!(first.pageviews, 3);
+    let built = store.days.built();
+    // Nothing new: nothing built.
+    check(store.clone(), p.clone(), filters.clone()).await;
+    assert_eq!(store.days.built(), built);
+    // New events, counted: today is built again and counts them.
+    store
+        .insert_events(batch(&mut n, 12, 12))
+        .await
+        .expect("insert");
+    roll_up_now(&store).await.expect("roll up");
+    let second = check(store.clone(), p.clone(), filters.clone()).await;
+    assert_eq!(second.pageviews, 7);
+    assert_eq!(store.days.built(), built + 1);
+    // The same from nothing kept.
+    store.days.clear();
+    assert_eq!(check(store.clone(), p, filters).await, second);
+}
+
+#[tokio::test]
+async fn today_follows_new_events_sqlite() {
+    today_follows_new_events(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn today_follows_new_events_postgres() {
+    today_follows_new_events(Kind::Postgres).await;
 }
 
 /// The real path: `POST /api/event`, the background worker (no explicit roll-up), the API.

@@ -12,8 +12,10 @@
 //!    Filtered queries that the rollups cannot answer count from day digests
 //!    (`ingest_server::stats::days`): the time the first of them takes to build the digests
 //!    of the whole year is reported, then each query with the decoded digests dropped
-//!    before every repetition (read back from the database; today's, a day not over, is
-//!    built from its events every time), and one count of the raw events for comparison.
+//!    before every repetition and 20 new events of today stored and counted (as under live
+//!    traffic; today's events are kept in memory as the server keeps them, and only the new
+//!    ones read), once more with nothing in memory, and one count of the raw events for
+//!    comparison.
 //!
 //! `TALLY_BENCH_STATS_EVENTS` overrides the number of events (e.g. 200000 for a quick run);
 //! `TALLY_BENCH_SQLITE=0` / `TALLY_BENCH_PG=0` skip a database; `TALLY_BENCH_SQLITE_PATH`
@@ -185,6 +187,57 @@ async fn once(store: &Store, site: i64, q: Query, p: &Params, now: i64) -> anyho
     Ok(())
 }
 
+/// What a repetition starts from.
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    /// Nothing kept in memory.
+    Cold,
+    /// Under live traffic: 20 new events of today stored and counted since the last query,
+    /// the decoded days that are over dropped (read back from the database), today's events
+    /// kept as the server keeps them (`stats::days`).
+    Live,
+}
+
+/// Stores and counts 20 events of now (two visits on `/pricing` and `/`).
+async fn live_events(store: &Store, site: i64, seq: &mut u64) -> anyhow::Result<()> {
+    let now = ingest_server::now_ms();
+    let events = (0..20)
+        .map(|i| {
+            *seq += 1;
+            NewEvent {
+                id: format!("live-{}-{seq}", std::process::id()),
+                site_id: site,
+                kind: "pageview",
+                ts: now,
+                client_ts: now,
+                edge_at: None,
+                batch: None,
+                received_at: now,
+                visitor: 1_000_000_000 + (*seq as i64 / 10),
+                path: if i % 2 == 0 { "/pricing" } else { "/" }.into(),
+                referrer: None,
+                utm_source: None,
+                utm_medium: None,
+                utm_campaign: None,
+                utm_term: None,
+                utm_content: None,
+                country: Some("US".into()),
+                browser: Some("Firefox".into()),
+                os: Some("Linux".into()),
+                device: Some("mobile".into()),
+                screen: None,
+                logged_in: Some(false),
+                name: None,
+                props: None,
+                engaged_ms: None,
+            }
+        })
+        .collect();
+    store.insert_events(events).await?;
+    ingest_server::rollup::roll_up_now(store).await?;
+    Ok(())
+}
+
 async fn measure(
     store: &Store,
     site: i64,
@@ -193,12 +246,31 @@ async fn measure(
     now: i64,
     reps: usize,
 ) -> anyhow::Result<(f64, f64)> {
+    measure_from(store, site, q, p, now, reps, Start::Cold).await
+}
+
+async fn measure_from(
+    store: &Store,
+    site: i64,
+    q: Query,
+    p: &Params,
+    now: i64,
+    reps: usize,
+    start: Start,
+) -> anyhow::Result<(f64, f64)> {
     once(store, site, q, p, now).await?; // warm-up
     let mut ms = Vec::with_capacity(reps);
+    let mut seq = 0;
     for _ in 0..reps {
         // Each repetition reads for itself: days decoded by the one before are not reused
         // (see `stats::days`).
-        store.days.clear();
+        match start {
+            Start::Cold => store.days.clear(),
+            Start::Live => {
+                live_events(store, site, &mut seq).await?;
+                store.days.clear_closed();
+            }
+        }
         let t = Instant::now();
         once(store, site, q, p, now).await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -380,11 +452,19 @@ async fn queries(
                 continue;
             }
             let p = params("bench.example", range, extra, now)?;
-            let (p50, p95) = measure(store, site_id, q, &p, now, FILTERED_REPS).await?;
+            let (p50, p95) =
+                measure_from(store, site_id, q, &p, now, FILTERED_REPS, Start::Live).await?;
             let label = format!("stats {db}: {name} {range} p50 / p95");
             eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
             rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
         }
     }
+    // The first filtered query after a start: today's events so far read whole.
+    let p = params("bench.example", "30d", &[("filter[page]", "/pricing")], now)?;
+    let (p50, p95) = measure(store, site_id, Query::Summary, &p, now, FILTERED_REPS).await?;
+    let label =
+        format!("stats {db}: summary filter[page]=/pricing 30d, nothing in memory p50 / p95");
+    eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
+    rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
     Ok(())
 }
