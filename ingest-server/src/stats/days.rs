@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use super::digest::{count_day, Digest};
+use super::digest::{count_day, flatten, Acc, Digest};
 use super::params::Dim;
 use super::raw;
 use crate::rollup::model::{floor_day, Counts, DAY_MS};
@@ -240,15 +240,15 @@ fn load_sqlite(
             .query_row(rusqlite::params![site_id, day], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
-        let stored: Option<(i64, Vec<u8>)> = stored_stmt
+        // Decoded where SQLite holds the bytes (no copy of the blob first).
+        let stored: Option<Option<Digest>> = stored_stmt
             .query_row(rusqlite::params![site_id, day], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                let g: i64 = r.get(0)?;
+                let data = r.get_ref(1)?.as_blob()?;
+                Ok((g == gen).then(|| Digest::decode(data)).flatten())
             })
             .optional()?;
-        if let Some(digest) = stored
-            .filter(|(g, _)| *g == gen)
-            .and_then(|(_, data)| Digest::decode(&data))
-        {
+        if let Some(digest) = stored.flatten() {
             out.push(Loaded {
                 gen,
                 digest,
@@ -607,11 +607,14 @@ pub async fn aggregate(
         _ => None,
     };
     let closed = &days[..days.len() - usize::from(open.is_some())];
-    let mut out = HashMap::new();
     let mut chunks: Vec<Option<&[i64]>> = closed.chunks(CHUNK_DAYS).map(Some).collect();
     if open.is_some() {
         chunks.push(None);
     }
+    // Each chunk is counted on a blocking thread while the next one is read: on two cores,
+    // the database's copy of the digests and the counting overlap.
+    let mut counting: Option<tokio::task::JoinHandle<Acc>> = None;
+    let mut out = Acc::new();
     for chunk in chunks {
         let loaded = match (chunk, open) {
             (Some(chunk), _) => digests(store, site_id, chunk, &gens, now_ms).await?,
@@ -621,21 +624,30 @@ pub async fn aggregate(
             }
             (None, None) => Vec::new(),
         };
+        if let Some(previous) = counting.take() {
+            out = previous
+                .await
+                .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+        }
         let (filters, group, starts) = (filters.clone(), group.clone(), starts.clone());
-        out = tokio::task::spawn_blocking(move || {
+        let mut acc = std::mem::take(&mut out);
+        counting = Some(tokio::task::spawn_blocking(move || {
             let bucket_of = |ts: i64| match &starts {
                 Some(starts) => starts.partition_point(|s| *s <= ts).checked_sub(1),
                 None => Some(0),
             };
             for d in &loaded {
-                count_day(d, from, to, &filters, group.as_ref(), &bucket_of, &mut out);
+                count_day(d, from, to, &filters, group.as_ref(), &bucket_of, &mut acc);
             }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+            acc
+        }));
     }
-    Ok(out)
+    if let Some(last) = counting {
+        out = last
+            .await
+            .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+    }
+    Ok(flatten(out))
 }
 
 impl Store {

@@ -17,7 +17,7 @@ use super::raw::Raw;
 use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
 
 /// The format of an encoded digest; a stored digest of another format is built again.
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 /// "No value" in a column of dictionary ids.
 const NONE: u32 = u32::MAX;
 /// The group of ungrouped counts.
@@ -37,8 +37,12 @@ fn visit_column(dim: &str) -> Option<usize> {
 pub struct Digest {
     /// The day's first instant (ms since the epoch, UTC).
     pub day: i64,
-    /// Every string of the day once; the columns hold indexes into it.
-    strings: Vec<String>,
+    /// Every string of the day once, in ascending order, one after the other in `text`;
+    /// string `i` ends at `ends[i]` (and starts where `i - 1` ends). The columns hold
+    /// indexes into it. One buffer rather than a `String` each: decoding a day is two
+    /// copies instead of thousands of allocations, and a value is found by binary search.
+    text: String,
+    ends: Vec<u32>,
     /// Per visit: start (ms after `day`), duration (ms), bounce, visitor (0.. per day) and
     /// the value of each of [`VISIT_COLUMNS`].
     visit_start: Vec<u32>,
@@ -131,8 +135,47 @@ impl Digest {
             }
             d.ev_props.push(d.prop_keys.len() as u32);
         }
-        d.strings = strings.list;
+        d.set_strings(strings.list);
         d
+    }
+
+    /// Stores `list` sorted, and renumbers every column to match.
+    fn set_strings(&mut self, list: Vec<String>) {
+        let mut order: Vec<u32> = (0..list.len() as u32).collect();
+        order.sort_unstable_by(|a, b| list[*a as usize].cmp(&list[*b as usize]));
+        let mut new_id = vec![0; list.len()];
+        for (new, old) in order.iter().enumerate() {
+            new_id[*old as usize] = new as u32;
+        }
+        let renumber = |c: &mut Vec<u32>| {
+            for id in c.iter_mut().filter(|id| **id != NONE) {
+                *id = new_id[*id as usize];
+            }
+        };
+        for c in [
+            &mut self.ev_path,
+            &mut self.ev_name,
+            &mut self.prop_keys,
+            &mut self.prop_values,
+        ] {
+            renumber(c);
+        }
+        self.visit_values.iter_mut().for_each(renumber);
+        self.text = String::with_capacity(list.iter().map(String::len).sum());
+        self.ends = Vec::with_capacity(list.len());
+        for old in order {
+            self.text.push_str(&list[old as usize]);
+            self.ends.push(self.text.len() as u32);
+        }
+    }
+
+    /// String `id` (every id in a decoded digest is one of its strings).
+    fn string(&self, id: u32) -> &str {
+        let i = id as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text
+            .get(start..self.ends[i] as usize)
+            .unwrap_or_default()
     }
 
     /// How many page views and custom events it holds.
@@ -140,18 +183,17 @@ impl Digest {
         self.ev_ts.len()
     }
 
-    /// The stored form: a format byte, the day, the strings (postcard, with their length
-    /// before them), then each column as its length and its values at fixed width (little
-    /// endian): reading a column back is a copy, not a decoding of each value.
+    /// The stored form: a format byte, the day, the strings' text (its length before it),
+    /// then each column as its length and its values at fixed width (little endian), the
+    /// strings' ends first: reading a column back is a copy, not a decoding of each value.
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising strings into memory cannot fail.
-        let strings = postcard::to_stdvec(&self.strings).unwrap_or_default();
-        let mut out = Vec::with_capacity(16 + strings.len() + self.ev_ts.len() * 21);
+        let mut out = Vec::with_capacity(16 + self.text.len() + self.ev_ts.len() * 21);
         out.push(FORMAT);
         out.extend(self.day.to_le_bytes());
-        out.extend((strings.len() as u32).to_le_bytes());
-        out.extend(strings);
+        out.extend((self.text.len() as u32).to_le_bytes());
+        out.extend(self.text.as_bytes());
         let words = [
+            &self.ends,
             &self.visit_start,
             &self.visit_duration,
             &self.visit_visitor,
@@ -184,10 +226,11 @@ impl Digest {
         }
         let day = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
         let n = r.u32()? as usize;
-        let strings = postcard::from_bytes(r.take(n)?).ok()?;
+        let text = std::str::from_utf8(r.take(n)?).ok()?.to_owned();
         let mut d = Digest {
             day,
-            strings,
+            text,
+            ends: r.words()?,
             visit_start: r.words()?,
             visit_duration: r.words()?,
             visit_visitor: r.words()?,
@@ -221,20 +264,36 @@ impl Digest {
             && d.prop_keys.len() == d.prop_values.len()
             && d.ev_props.iter().all(|p| *p as usize <= d.prop_keys.len())
             && d.ev_visit.iter().all(|v| (*v as usize) < visits);
-        let strings = d.strings.len() as u32;
+        // The strings: ends ascending, within the text, on character boundaries.
+        let mut start = 0;
+        let strings_ok = d.ends.iter().all(|end| {
+            let end = *end as usize;
+            let ok = start <= end && d.text.is_char_boundary(end) && end <= d.text.len();
+            start = end;
+            ok
+        });
+        let strings = d.ends.len() as u32;
         let known = |c: &[u32]| c.iter().all(|id| *id < strings || *id == NONE);
         let ids_ok = known(&d.ev_path)
             && known(&d.ev_name)
             && known(&d.prop_keys)
             && known(&d.prop_values)
             && d.visit_values.iter().all(|c| known(c));
-        (consistent && ids_ok).then_some(d)
+        (consistent && strings_ok && ids_ok).then_some(d)
     }
 
-    /// The id of `s`, if the day has it (a scan: a query looks up a few values per day,
-    /// fewer than it would take to index the day's strings).
+    /// The id of `s`, if the day has it.
     fn lookup(&self, s: &str) -> Option<u32> {
-        self.strings.iter().position(|x| x == s).map(|i| i as u32)
+        let (mut lo, mut hi) = (0, self.ends.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.string(mid as u32).cmp(s) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
     }
 
     /// The value id of event `e` for an event-level dimension.
@@ -327,7 +386,7 @@ pub fn count_day(
     filters: &[(Dim, String)],
     group: Option<&Dim>,
     bucket_of: &dyn Fn(i64) -> Option<usize>,
-    out: &mut HashMap<(usize, String), Counts>,
+    out: &mut Acc,
 ) {
     if d.day + DAY_MS <= from || d.day >= to || d.ev_ts.is_empty() {
         return;
@@ -428,13 +487,26 @@ pub fn count_day(
         c.duration_ms += i64::from(d.visit_duration[v]);
     }
     for ((b, g), c) in local {
-        let value = if g == ALL {
-            String::new()
-        } else {
-            d.strings[g as usize].clone()
-        };
-        *out.entry((b, value)).or_default() += c;
+        let value = if g == ALL { "" } else { d.string(g) };
+        let bucket = out.entry(b).or_default();
+        // The value's `String` is made once per query, not once per day.
+        match bucket.get_mut(value) {
+            Some(sum) => *sum += c,
+            None => {
+                bucket.insert(value.to_string(), c);
+            }
+        }
     }
+}
+
+/// What [`count_day`] adds to: counts per bucket, then per value.
+pub type Acc = HashMap<usize, HashMap<String, Counts>>;
+
+/// The counts of an [`Acc`] keyed as [`super::raw::aggregate`] keys them.
+pub fn flatten(acc: Acc) -> HashMap<(usize, String), Counts> {
+    acc.into_iter()
+        .flat_map(|(b, values)| values.into_iter().map(move |(v, c)| ((b, v), c)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -471,7 +543,7 @@ mod tests {
 
     fn day_events(day: i64) -> Vec<Ev> {
         let mut evs = Vec::new();
-        let paths = ["/", "/pricing", "/blog/a", "/docs"];
+        let paths = ["/", "/pricing", "/blog/ä", "/docs"];
         for i in 0..400_i64 {
             let visitor = i % 37;
             let ts = day + (i * 7_919 % 86_000) * 1_000;
@@ -509,6 +581,7 @@ mod tests {
             vec![("page", "/pricing")],
             vec![("country", "DE")],
             vec![("country", "US"), ("page", "/docs")],
+            vec![("page", "/blog/ä")],
             vec![("event", "signup")],
             vec![("prop:plan", "p1")],
             vec![("user", "logged-in"), ("exit_page", "/")],
@@ -527,7 +600,7 @@ mod tests {
                 for group in dims {
                     let group = group.map(|g| Dim::parse(g).expect("dim"));
                     let want = raw::aggregate(&all, from, to, &filters, group.as_ref(), &hours);
-                    let mut got = HashMap::new();
+                    let mut got = Acc::new();
                     count_day(
                         &decoded,
                         from,
@@ -538,7 +611,8 @@ mod tests {
                         &mut got,
                     );
                     assert_eq!(
-                        got, want,
+                        flatten(got),
+                        want,
                         "filters {filters:?}, group {group:?}, {from}..{to}"
                     );
                 }
@@ -560,6 +634,19 @@ mod tests {
         assert!(Digest::decode(&bytes[..bytes.len() - 1]).is_none());
         let mut d = Digest::decode(&bytes).expect("decodes");
         d.ev_visit[0] = d.visit_start.len() as u32;
+        assert!(Digest::decode(&d.encode()).is_none());
+        // A string ending past the text, or inside a character.
+        let mut d = Digest::decode(&bytes).expect("decodes");
+        let last = d.ends.len() - 1;
+        d.ends[last] += 1;
+        assert!(Digest::decode(&d.encode()).is_none());
+        let mut d = Digest::decode(&bytes).expect("decodes");
+        let i = d
+            .ends
+            .iter()
+            .position(|e| !d.text.is_char_boundary(*e as usize - 1))
+            .expect("a string ending in a two-byte character");
+        d.ends[i] -= 1;
         assert!(Digest::decode(&d.encode()).is_none());
     }
 }

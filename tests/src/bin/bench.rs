@@ -17,6 +17,9 @@ struct Cli {
     /// Seconds per throughput phase of the ingest benchmark.
     #[arg(long, default_value_t = 10, global = true)]
     seconds: u64,
+    /// Seconds of the ingest benchmark's fixed-rate latency phase.
+    #[arg(long, default_value_t = 30, global = true)]
+    latency_seconds: u64,
     /// Concurrent clients of the ingest benchmark.
     #[arg(long, default_value_t = 128, global = true)]
     concurrency: usize,
@@ -77,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = bench::ingest::Settings {
         seconds: cli.seconds,
+        latency_seconds: cli.latency_seconds,
         concurrency: cli.concurrency,
         rate: cli.rate.unwrap_or(10_000),
         postgres: !cli.no_postgres,
