@@ -17,7 +17,7 @@ use super::raw::Raw;
 use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
 
 /// The format of an encoded digest; a stored digest of another format is built again.
-const FORMAT: u8 = 3;
+const FORMAT: u8 = 4;
 /// "No value" in a column of dictionary ids.
 const NONE: u32 = u32::MAX;
 /// The group of ungrouped counts.
@@ -184,8 +184,11 @@ impl Digest {
     }
 
     /// The stored form: a format byte, the day, the strings' text (its length before it),
-    /// then each column as its length and its values at fixed width (little endian), the
-    /// strings' ends first: reading a column back is a copy, not a decoding of each value.
+    /// then each column (the strings' ends first) as its length, the width of its values
+    /// (1, 2 or 4 bytes: the fewest that hold its largest value, the width's largest number
+    /// standing for "no value") and its values at that width, little endian. Most columns
+    /// (countries, devices, a day's visits) fit in one or two bytes, and reading one back is
+    /// a widening copy, not a decoding of each value.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.text.len() + self.ev_ts.len() * 21);
         out.push(FORMAT);
@@ -206,10 +209,7 @@ impl Digest {
             &self.prop_values,
         ];
         for column in words.into_iter().chain(&self.visit_values) {
-            out.extend((column.len() as u32).to_le_bytes());
-            for v in column {
-                out.extend(v.to_le_bytes());
-            }
+            put_words(&mut out, column);
         }
         for column in [&self.visit_bounce, &self.ev_custom] {
             out.extend((column.len() as u32).to_le_bytes());
@@ -313,6 +313,30 @@ impl Digest {
     }
 }
 
+/// Appends a column of numbers: its length, its width, its values (see [`Digest::encode`]).
+fn put_words(out: &mut Vec<u8>, column: &[u32]) {
+    out.extend((column.len() as u32).to_le_bytes());
+    let largest = column.iter().filter(|v| **v != NONE).max().copied();
+    match largest.unwrap_or(0) {
+        0..0xFF => {
+            out.push(1);
+            out.extend(column.iter().map(|v| (*v).min(0xFF) as u8));
+        }
+        0xFF..0xFFFF => {
+            out.push(2);
+            for v in column {
+                out.extend(((*v).min(0xFFFF) as u16).to_le_bytes());
+            }
+        }
+        _ => {
+            out.push(4);
+            for v in column {
+                out.extend(v.to_le_bytes());
+            }
+        }
+    }
+}
+
 /// Reads the stored form.
 struct Reader<'a>(&'a [u8]);
 
@@ -332,13 +356,25 @@ impl<'a> Reader<'a> {
 
     fn words(&mut self) -> Option<Vec<u32>> {
         let n = self.u32()? as usize;
-        let bytes = self.take(n.checked_mul(4)?)?;
-        Some(
-            bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
+        let width = *self.take(1)?.first()?;
+        let none = |v: u32, sentinel: u32| if v == sentinel { NONE } else { v };
+        let bytes = self.take(n.checked_mul(usize::from(width))?)?;
+        match width {
+            1 => Some(bytes.iter().map(|b| none(u32::from(*b), 0xFF)).collect()),
+            2 => Some(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| none(u32::from(u16::from_le_bytes([c[0], c[1]])), 0xFFFF))
+                    .collect(),
+            ),
+            4 => Some(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            _ => None,
+        }
     }
 
     fn flags(&mut self) -> Option<Vec<bool>> {
@@ -618,6 +654,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn columns_are_stored_at_the_narrowest_width_that_holds_them() {
+        let columns: [(&[u32], usize); 7] = [
+            (&[], 1),
+            (&[0, 7, NONE, 0xFE], 1),
+            (&[0xFF, NONE, 1], 2),
+            (&[0xFFFE, 0], 2),
+            (&[0xFFFF, NONE], 4),
+            (&[86_399_999, 0, NONE, u32::MAX - 2], 4),
+            (&[NONE, NONE], 1),
+        ];
+        for (column, width) in columns {
+            let mut bytes = Vec::new();
+            put_words(&mut bytes, column);
+            assert_eq!(bytes[4], width as u8, "{column:?}");
+            assert_eq!(bytes.len(), 5 + column.len() * width, "{column:?}");
+            let mut r = Reader(&bytes);
+            assert_eq!(r.words().as_deref(), Some(column));
+            assert!(r.0.is_empty());
+        }
+        // A width that is none of these: refused.
+        assert!(Reader(&[1, 0, 0, 0, 3, 0, 0, 0]).words().is_none());
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct Store {
     sqlite_writer: Arc<OnceLock<Arc<Mutex<rusqlite::Connection>>>>,
     /// SQLite: the rollup worker's reading thread, started on first use.
     sqlite_roller: Arc<OnceLock<std::sync::mpsc::Sender<RollerJob>>>,
+    /// SQLite: read-only connections of [`Store::sqlite_read`] between uses (their prepared
+    /// statements and their map of the file kept).
+    sqlite_readers: Arc<Mutex<Vec<rusqlite::Connection>>>,
     /// SQLite: taken by the event writer and the rollup worker around their write
     /// transactions, so that they take turns in order instead of sleeping in SQLite's busy
     /// handler (which backs off by whole milliseconds).
@@ -140,6 +143,7 @@ impl Store {
             sqlite_path,
             sqlite_writer: Arc::default(),
             sqlite_roller: Arc::default(),
+            sqlite_readers: Arc::default(),
             write_gate: Arc::default(),
             gate_held: Family::new_with_constructor(
                 (|| Histogram::new(crate::metrics::FINE_BUCKETS)) as fn() -> Histogram,
@@ -238,8 +242,8 @@ impl Store {
         Ok(jobs)
     }
 
-    /// SQLite: runs `read` on a read-only connection of its own, on a blocking thread, and
-    /// returns what it returns. Reads of many rows take this path: a pool connection hands
+    /// SQLite: runs `read` on a read-only connection of its own (one kept from an earlier
+    /// read, or a new one), on a blocking thread, and returns what it returns. Reads of many rows take this path: a pool connection hands
     /// each row from its worker thread to the async side and converts every column, which
     /// costs several times the read itself.
     pub async fn sqlite_read<T, F>(&self, read: F) -> Result<T, StoreError>
@@ -248,18 +252,36 @@ impl Store {
         F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let path = self.sqlite_path.clone().ok_or(StoreError::InMemory)?;
+        let readers = self.sqlite_readers.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = rusqlite::Connection::open_with_flags(
-                path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            // The database file is read through a memory map rather than a `read` call per
-            // page: a stored day digest spans a hundred pages, and a year's filtered query
-            // reads hundreds of them (the pages stay the system's file cache, shared).
-            conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
-            read(&conn)
+            let kept = readers.lock().ok().and_then(|mut r| r.pop());
+            let conn = match kept {
+                Some(conn) => conn,
+                None => {
+                    let conn = rusqlite::Connection::open_with_flags(
+                        path,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                    // The database file is read through a memory map rather than a `read`
+                    // call per page: a stored day digest spans a hundred pages, and a
+                    // year's filtered query reads hundreds of them (the pages stay the
+                    // system's file cache, shared).
+                    conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
+                    conn
+                }
+            };
+            let result = read(&conn);
+            // Kept for the next read unless left inside a transaction.
+            if conn.is_autocommit() {
+                if let Ok(mut r) = readers.lock() {
+                    if r.len() < KEPT_READERS {
+                        r.push(conn);
+                    }
+                }
+            }
+            result
         })
         .await
         .map_err(|e| StoreError::ReadStopped(e.to_string()))?
@@ -355,6 +377,9 @@ pub const WAL_RESTART_PAGES: i64 = 4096;
 
 /// How much of the database file a read connection maps into memory.
 const READ_MMAP_BYTES: i64 = 1 << 30;
+
+/// How many read-only connections are kept between reads.
+const KEPT_READERS: usize = 4;
 
 /// How long a checkpoint holding the write gate waits for readers to leave the log.
 pub const READER_WAIT: Duration = Duration::from_millis(10);
