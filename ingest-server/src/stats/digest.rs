@@ -63,25 +63,25 @@ pub struct Digest {
     prop_values: Vec<u32>,
 }
 
-/// Dictionary ids while a digest is built.
+/// Dictionary ids while a digest is built, borrowing the strings of the events (today's
+/// digest is built again whenever its events change, so this is on the path of a query).
 #[derive(Default)]
-struct Strings {
-    ids: HashMap<String, u32>,
-    list: Vec<String>,
+struct Strings<'a> {
+    ids: HashMap<&'a str, u32, foldhash::fast::RandomState>,
+    list: Vec<&'a str>,
 }
 
-impl Strings {
-    fn id(&mut self, s: &str) -> u32 {
-        if let Some(id) = self.ids.get(s) {
-            return *id;
+impl<'a> Strings<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
+        let next = self.list.len() as u32;
+        let id = *self.ids.entry(s).or_insert(next);
+        if id == next {
+            self.list.push(s);
         }
-        let id = self.list.len() as u32;
-        self.list.push(s.to_string());
-        self.ids.insert(s.to_string(), id);
         id
     }
 
-    fn opt(&mut self, s: Option<&str>) -> u32 {
+    fn opt(&mut self, s: Option<&'a str>) -> u32 {
         s.map_or(NONE, |s| self.id(s))
     }
 }
@@ -140,7 +140,7 @@ impl Digest {
     }
 
     /// Stores `list` sorted, and renumbers every column to match.
-    fn set_strings(&mut self, list: Vec<String>) {
+    fn set_strings(&mut self, list: Vec<&str>) {
         let mut order: Vec<u32> = (0..list.len() as u32).collect();
         order.sort_unstable_by(|a, b| list[*a as usize].cmp(&list[*b as usize]));
         let mut new_id = vec![0; list.len()];
@@ -161,10 +161,10 @@ impl Digest {
             renumber(c);
         }
         self.visit_values.iter_mut().for_each(renumber);
-        self.text = String::with_capacity(list.iter().map(String::len).sum());
+        self.text = String::with_capacity(list.iter().map(|s| s.len()).sum());
         self.ends = Vec::with_capacity(list.len());
         for old in order {
-            self.text.push_str(&list[old as usize]);
+            self.text.push_str(list[old as usize]);
             self.ends.push(self.text.len() as u32);
         }
     }
