@@ -142,7 +142,7 @@ impl Digest {
     /// Stores `list` sorted, and renumbers every column to match.
     fn set_strings(&mut self, list: Vec<&str>) {
         let mut order: Vec<u32> = (0..list.len() as u32).collect();
-        order.sort_unstable_by(|a, b| list[*a as usize].cmp(&list[*b as usize]));
+        order.sort_unstable_by(|a, b| list[*a as usize].cmp(list[*b as usize]));
         let mut new_id = vec![0; list.len()];
         for (new, old) in order.iter().enumerate() {
             new_id[*old as usize] = new as u32;
