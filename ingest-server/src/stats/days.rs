@@ -53,8 +53,10 @@ type Cell = Arc<tokio::sync::Mutex<Slot>>;
 struct Open {
     day: i64,
     gen: i64,
-    /// The largest event `seq` of the snapshot it was last read in.
+    /// SQLite: the largest event `seq` of the snapshot it was last read in.
     upto: i64,
+    /// PostgreSQL: the `seq` of every event read.
+    seen: std::collections::HashSet<i64>,
     raw: raw::Raw,
     digest: Arc<Digest>,
     used: Instant,
@@ -65,10 +67,11 @@ type OpenCell = Arc<tokio::sync::Mutex<Option<Open>>>;
 /// The decoded digests (one per [`Store`] and its clones).
 pub struct DayCache {
     slots: Mutex<HashMap<(i64, i64), Cell>>,
-    /// SQLite: per site, the day not over yet (see [`open_digest`]).
+    /// Per site, the day not over yet (see [`open_digest`]).
     open: Mutex<HashMap<i64, OpenCell>>,
     built: AtomicU64,
     read: AtomicU64,
+    open_events: AtomicU64,
     /// [`KEPT_EVENTS`], but for tests.
     kept_events: usize,
 }
@@ -80,6 +83,7 @@ impl Default for DayCache {
             open: Mutex::default(),
             built: AtomicU64::new(0),
             read: AtomicU64::new(0),
+            open_events: AtomicU64::new(0),
             kept_events: KEPT_EVENTS,
         }
     }
@@ -103,6 +107,11 @@ impl DayCache {
     /// How many stored digests were read so far.
     pub fn read(&self) -> u64 {
         self.read.load(Ordering::Relaxed)
+    }
+
+    /// How many events of days not over were read so far.
+    pub fn open_events_read(&self) -> u64 {
+        self.open_events.load(Ordering::Relaxed)
     }
 
     /// Forgets every decoded digest and the events of the days not over (the next query
@@ -510,11 +519,15 @@ async fn digests(
     Ok(out)
 }
 
-/// SQLite: the digest of a day not over yet. Its events are kept in memory, sessionised,
-/// and when its `gen` moved only the events stored since are read (events are numbered in
-/// commit order on SQLite, so those are the ones past the largest `seq` seen) and applied
-/// in arrival order, like the rollup worker does; then the digest is built again from them.
-/// Once the day is over, its digest is built from all its events in time order.
+/// The digest of a day not over yet. Its events are kept in memory, sessionised, and when
+/// its `gen` moved only the events stored since are read and applied in arrival order,
+/// like the rollup worker does; then the digest is built again from them. Once the day is
+/// over, its digest is built from all its events in time order.
+///
+/// On SQLite events are numbered in commit order, so the new ones are those past the
+/// largest `seq` seen. On PostgreSQL numbers are taken before commits, which can finish in
+/// another order: the day's numbers are read (an index scan) and the events whose number
+/// was not seen yet are fetched.
 async fn open_digest(
     store: &Store,
     site_id: i64,
@@ -530,7 +543,59 @@ async fn open_digest(
     }
     let kept = open.take().filter(|o| o.day == day);
     let since = kept.as_ref().map(|o| o.upto);
-    let (gen, upto, evs) = store
+    let mut new_numbers = Vec::new();
+    let (gen, upto, evs) = match store.dialect {
+        Dialect::Sqlite => open_sqlite(store, site_id, day, since).await?,
+        Dialect::Postgres => {
+            let seen = kept.as_ref().map(|o| &o.seen);
+            let (gen, numbers, evs) = open_postgres(store, site_id, day, seen).await?;
+            new_numbers = numbers;
+            (gen, 0, evs)
+        }
+    };
+    store
+        .days
+        .open_events
+        .fetch_add(evs.len() as u64, Ordering::Relaxed);
+    let (mut raw, mut seen) = kept.map(|o| (o.raw, o.seen)).unwrap_or_default();
+    seen.extend(new_numbers);
+    let (raw, digest) = tokio::task::spawn_blocking(move || {
+        raw.append(evs);
+        let digest = Arc::new(Digest::build(day, &raw));
+        (raw, digest)
+    })
+    .await
+    .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+    store.days.built.fetch_add(1, Ordering::Relaxed);
+    if since.is_none() {
+        // Dropped once unused for long enough even if no other query comes.
+        let days = store.days.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(OPEN_MAX_AGE).await;
+            days.trim(Instant::now());
+        });
+    }
+    *open = Some(Open {
+        day,
+        gen,
+        upto,
+        seen,
+        raw,
+        digest: digest.clone(),
+        used: now,
+    });
+    Ok(digest)
+}
+
+/// SQLite: the `gen` of `day`, the largest `seq`, and the day's events numbered up to it
+/// (past `since`, when given), in one snapshot.
+async fn open_sqlite(
+    store: &Store,
+    site_id: i64,
+    day: i64,
+    since: Option<i64>,
+) -> Result<(i64, i64, Vec<crate::rollup::model::Ev>), StoreError> {
+    store
         .sqlite_read(move |conn| {
             use rusqlite::OptionalExtension;
             let tx = conn.unchecked_transaction()?;
@@ -567,33 +632,75 @@ async fn open_digest(
             }
             Ok((gen, upto, evs))
         })
+        .await
+}
+
+/// PostgreSQL: the `gen` of `day`, the numbers of its events not in `seen` (all of them
+/// without it) and those events, in one repeatable-read snapshot.
+async fn open_postgres(
+    store: &Store,
+    site_id: i64,
+    day: i64,
+    seen: Option<&std::collections::HashSet<i64>>,
+) -> Result<(i64, Vec<i64>, Vec<crate::rollup::model::Ev>), StoreError> {
+    let mut tx = store.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
         .await?;
-    let mut raw = kept.map(|o| o.raw).unwrap_or_default();
-    let (raw, digest) = tokio::task::spawn_blocking(move || {
-        raw.append(evs);
-        let digest = Arc::new(Digest::build(day, &raw));
-        (raw, digest)
-    })
-    .await
-    .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
-    store.days.built.fetch_add(1, Ordering::Relaxed);
-    if since.is_none() {
-        // Dropped once unused for long enough even if no other query comes.
-        let days = store.days.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(OPEN_MAX_AGE).await;
-            days.trim(Instant::now());
-        });
+    let gen: i64 = sqlx::query("SELECT gen FROM digest_days WHERE site_id = $1 AND day = $2")
+        .bind(site_id)
+        .bind(day)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .unwrap_or(0);
+    let in_day = "site_id = $1 AND ts >= $2 AND ts < $3";
+    let mut evs = Vec::new();
+    let mut read = |rows: Vec<sqlx::any::AnyRow>| -> Result<(), StoreError> {
+        for row in &rows {
+            evs.extend(ev_from_row(row)?);
+        }
+        Ok(())
+    };
+    let numbers: Vec<i64> = sqlx::query_scalar(&format!("SELECT seq FROM events WHERE {in_day}"))
+        .bind(site_id)
+        .bind(day)
+        .bind(day + DAY_MS)
+        .fetch_all(&mut *tx)
+        .await?;
+    let new: Vec<i64> = match seen {
+        None => numbers,
+        Some(seen) => numbers.into_iter().filter(|n| !seen.contains(n)).collect(),
+    };
+    if seen.is_none() {
+        read(
+            sqlx::query(&format!("SELECT {EV_COLUMNS} FROM events WHERE {in_day}"))
+                .persistent(false)
+                .bind(site_id)
+                .bind(day)
+                .bind(day + DAY_MS)
+                .fetch_all(&mut *tx)
+                .await?,
+        )?;
+    } else {
+        // Numbers from the database, written as integer literals.
+        for chunk in new.chunks(1_000) {
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            let sql = format!(
+                "SELECT {EV_COLUMNS} FROM events WHERE seq IN ({})",
+                list.join(",")
+            );
+            read(
+                sqlx::query(&sql)
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?,
+            )?;
+        }
     }
-    *open = Some(Open {
-        day,
-        gen,
-        upto,
-        raw,
-        digest: digest.clone(),
-        used: now,
-    });
-    Ok(digest)
+    tx.rollback().await?;
+    Ok((gen, new, evs))
 }
 
 /// Counts per (bucket, value of `group`) of what passes `filters` in `[from, to)`, from the
@@ -618,9 +725,9 @@ pub async fn aggregate(
     let filters: Arc<[(Dim, String)]> = filters.into();
     let group = group.cloned();
     let starts: Option<Arc<[i64]>> = starts.map(Into::into);
-    // SQLite: the day not over yet is read in part (see `open_digest`).
+    // The day not over yet is read in part (see `open_digest`).
     let open = match days.last() {
-        Some(&last) if store.dialect == Dialect::Sqlite && last + DAY_MS > now_ms => Some(last),
+        Some(&last) if last + DAY_MS > now_ms => Some(last),
         _ => None,
     };
     let closed = &days[..days.len() - usize::from(open.is_some())];

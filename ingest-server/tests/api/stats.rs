@@ -1037,10 +1037,12 @@ async fn today_follows_new_events(kind: Kind) {
     };
     let first = check(store.clone(), p.clone(), filters.clone()).await;
     assert_eq!(first.pageviews, 3);
+    assert_eq!(store.days.open_events_read(), 12, "today read whole");
     let built = store.days.built();
-    // Nothing new: nothing built.
+    // Nothing new: nothing built, nothing read.
     check(store.clone(), p.clone(), filters.clone()).await;
     assert_eq!(store.days.built(), built);
+    assert_eq!(store.days.open_events_read(), 12);
     // New events, counted: today is built again and counts them.
     store
         .insert_events(batch(&mut n, 12, 12))
@@ -1050,9 +1052,15 @@ async fn today_follows_new_events(kind: Kind) {
     let second = check(store.clone(), p.clone(), filters.clone()).await;
     assert_eq!(second.pageviews, 7);
     assert_eq!(store.days.built(), built + 1);
+    assert_eq!(
+        store.days.open_events_read(),
+        24,
+        "only the 12 new events read"
+    );
     // The same from nothing kept.
     store.days.clear();
     assert_eq!(check(store.clone(), p, filters).await, second);
+    assert_eq!(store.days.open_events_read(), 48, "today read whole again");
 }
 
 #[tokio::test]
