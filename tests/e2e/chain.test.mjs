@@ -17,6 +17,31 @@ const REALTIME_LIMIT_MS = 2000;
 
 before(() => buildAll());
 
+/**
+ * The failures of this file, printed again when it ends: a run's output is long, and its end
+ * is what a CI log shows first. Each carries the warnings and errors the ingest server logged.
+ */
+const failures = [];
+after(() => {
+  if (!failures.length) return;
+  console.log(`# ${failures.length} failed:`);
+  for (const f of failures) console.log(f.replace(/^/gm, '#   '));
+});
+
+/** `test`, with a failure kept for the summary above. */
+function check(chainOf, name, fn) {
+  test(name, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      const chain = chainOf();
+      const logs = (chain?.ingest?.allLogs() ?? '').split('\n').filter((l) => /WARN|ERROR/.test(l));
+      failures.push([`${chain?.kind} / ${name}: ${String(e?.message ?? e).slice(0, 3000)}`, ...logs.slice(-20)].join('\n'));
+      throw e;
+    }
+  });
+}
+
 /** Waits until an event matching `pred` was sent in a request after the `from`-th one. */
 async function sentAfter(chain, from, pred, what) {
   return waitFor(() => chain.posts.slice(from).flatMap((p) => p.events).find(pred), { timeoutMs: 15_000, intervalMs: 50, what });
@@ -98,7 +123,7 @@ function scenario(kind) {
       console.log(`# chain on ${kind}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     });
 
-    test('a page view reaches /api/stats/realtime within 2 s of its request reaching the edge', async (t) => {
+    check(() => chain, 'a page view reaches /api/stats/realtime within 2 s of its request reaching the edge', async (t) => {
       const landing = '/?utm_source=newsletter&utm_medium=email&utm_campaign=launch';
       const { ms, visitor } = await realtimeLatency(chain, 'desktop', landing);
       desktop = visitor;
@@ -107,7 +132,7 @@ function scenario(kind) {
       assert.ok(ms <= REALTIME_LIMIT_MS, `${Math.round(ms)} ms`);
     });
 
-    test('three visitors: the stats API counts exactly what they did', async () => {
+    check(() => chain, 'three visitors: the stats API counts exactly what they did', async () => {
       // A, desktop Chrome, came from a newsletter (UTM) and is on `/` already: pricing, signs up
       // for the pro plan, home again, then the app (one full load, two pushState views, back
       // once: a popstate view), then leaves. 7 page views, 1 event, 1 visit, no bounce.
@@ -195,7 +220,7 @@ function scenario(kind) {
       assert.deepEqual(await chain.stats('realtime'), { visitors: 3 });
     });
 
-    test('the admin page, opened with the key, shows the same numbers', async () => {
+    check(() => chain, 'the admin page, opened with the key, shows the same numbers', async () => {
       const context = await chain.browser.newContext({ timezoneId: 'UTC', viewport: { width: 1280, height: 1000 } });
       const page = await context.newPage();
       const problems = [];
@@ -244,7 +269,7 @@ function scenario(kind) {
       await context.close();
     });
 
-    test('the ingest server stops mid-visit: every event arrives exactly once after its restart', async () => {
+    check(() => chain, 'the ingest server stops mid-visit: every event arrives exactly once after its restart', async () => {
       const d = await chain.visitor('mac');
       await view(chain, () => d.page.goto(chain.url('/app')), '/app');
       const first = chain.sent().at(-1);
@@ -286,7 +311,7 @@ function scenario(kind) {
       ]);
     });
 
-    test('the trace of an event shows every hop it took, and the pipeline view counts them', async () => {
+    check(() => chain, 'the trace of an event shows every hop it took, and the pipeline view counts them', async () => {
       const get = async (path) => {
         const r = await fetch(`${chain.ingest.base}${path}`, { headers: { Authorization: `Bearer ${chain.key}` } });
         assert.equal(r.status, 200, path);
@@ -309,7 +334,7 @@ function scenario(kind) {
       assert.ok(pipeline.last_edge_batch, 'the last edge batch is shown');
     });
 
-    test('hostile strings sent through the whole chain are shown as text on the admin page', async () => {
+    check(() => chain, 'hostile strings sent through the whole chain are shown as text on the admin page', async () => {
       const v = await chain.visitor({
         userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
         viewport: { width: 1280, height: 800 },

@@ -148,7 +148,10 @@ fn breakdown_sqlite(
     parts: &[Piece],
     limit: usize,
 ) -> Result<Vec<(String, Counts)>, StoreError> {
-    let mut stmt = conn.prepare(
+    // The pieces are read in one snapshot: a round of the roller committed between two of
+    // them would be counted in one piece and not in the piece subtracted from it.
+    let tx = conn.unchecked_transaction()?;
+    let mut stmt = tx.prepare_cached(
         "SELECT value, pageviews, unique_pageviews, visitors, visits, bounces, duration_ms, \
          events FROM rollups WHERE site_id = ?1 AND grain = ?2 AND dim = ?3 \
          AND bucket >= ?4 AND bucket < ?5",
