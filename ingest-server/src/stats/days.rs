@@ -32,7 +32,7 @@ use crate::store::{Dialect, Store, StoreError};
 
 /// How long a decoded digest is kept after its last use.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
-/// How many events' worth of decoded digests are kept at most (about 40 bytes each with
+/// How many events' worth of digests are kept in memory at most (about 30 bytes each with
 /// their visits).
 pub const KEPT_EVENTS: usize = 1_000_000;
 /// How long the events of a day not over are kept after their last use.
@@ -797,8 +797,7 @@ mod tests {
     fn put(cache: &DayCache, day: i64, used: Instant) {
         let cell = cache.cells(1, &[day]).remove(0);
         let mut slot = cell.try_lock().expect("free");
-        let mut digest = Digest::default();
-        digest.day = day;
+        let digest = Digest::build(day, &raw::Raw::default());
         slot.digest = Some((0, Arc::new(digest)));
         slot.used = Some(used);
     }

@@ -17,7 +17,7 @@ use super::raw::Raw;
 use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
 
 /// The format of an encoded digest; a stored digest of another format is built again.
-const FORMAT: u8 = 4;
+const FORMAT: u8 = 5;
 /// "No value" in a column of dictionary ids.
 const NONE: u32 = u32::MAX;
 /// The group of ungrouped counts.
@@ -32,15 +32,49 @@ fn visit_column(dim: &str) -> Option<usize> {
     VISIT_DIMS.iter().position(|d| *d == dim)
 }
 
-/// One site's counted events of one UTC day.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One site's counted events of one UTC day, read in place from its stored form: decoding a
+/// day checks the layout and notes where each column starts, without copying or widening the
+/// columns (a year's filtered query reads 365 of them; widening every column into its own
+/// vector took four times as long as reading them).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Digest {
     /// The day's first instant (ms since the epoch, UTC).
     pub day: i64,
+    /// The stored form (see [`Columns::encode`]).
+    bytes: Box<[u8]>,
+    /// Where the strings' text is in `bytes`.
+    text: std::ops::Range<usize>,
+    ends: Col,
+    visit_start: Col,
+    visit_duration: Col,
+    visit_visitor: Col,
+    ev_ts: Col,
+    ev_visit: Col,
+    ev_path: Col,
+    ev_name: Col,
+    ev_props: Col,
+    prop_keys: Col,
+    prop_values: Col,
+    visit_values: [Col; VISIT_COLUMNS],
+    visit_bounce: Col,
+    ev_custom: Col,
+}
+
+/// A column in a digest's bytes: where its values start, how many there are and their
+/// width (1, 2 or 4 bytes, little endian; the width's largest number stands for "no value").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Col {
+    at: usize,
+    len: usize,
+    width: u8,
+}
+
+/// A digest's columns as they are built, before they are stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Columns {
     /// Every string of the day once, in ascending order, one after the other in `text`;
     /// string `i` ends at `ends[i]` (and starts where `i - 1` ends). The columns hold
-    /// indexes into it. One buffer rather than a `String` each: decoding a day is two
-    /// copies instead of thousands of allocations, and a value is found by binary search.
+    /// indexes into it.
     text: String,
     ends: Vec<u32>,
     /// Per visit: start (ms after `day`), duration (ms), bounce, visitor (0.. per day) and
@@ -91,15 +125,14 @@ fn offset(ts: i64, day: i64) -> u32 {
     (ts - day).clamp(0, DAY_MS - 1) as u32
 }
 
-impl Digest {
-    /// The digest of the sessionised events of the day starting at `day` (`raw` must hold
+impl Columns {
+    /// The columns of the sessionised events of the day starting at `day` (`raw` must hold
     /// that day's events only).
-    pub fn build(day: i64, raw: &Raw) -> Digest {
+    fn build(day: i64, raw: &Raw) -> Columns {
         let mut strings = Strings::default();
-        let mut d = Digest {
-            day,
+        let mut d = Columns {
             visit_values: vec![Vec::new(); VISIT_COLUMNS],
-            ..Digest::default()
+            ..Columns::default()
         };
         // Visits numbered in the order of the visitors and their slots.
         let mut first_visit = Vec::with_capacity(raw.visitors.len());
@@ -169,30 +202,16 @@ impl Digest {
         }
     }
 
-    /// String `id` (every id in a decoded digest is one of its strings).
-    fn string(&self, id: u32) -> &str {
-        let i = id as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.text
-            .get(start..self.ends[i] as usize)
-            .unwrap_or_default()
-    }
-
-    /// How many page views and custom events it holds.
-    pub fn events(&self) -> usize {
-        self.ev_ts.len()
-    }
-
     /// The stored form: a format byte, the day, the strings' text (its length before it),
     /// then each column (the strings' ends first) as its length, the width of its values
     /// (1, 2 or 4 bytes: the fewest that hold its largest value, the width's largest number
     /// standing for "no value") and its values at that width, little endian. Most columns
-    /// (countries, devices, a day's visits) fit in one or two bytes, and reading one back is
-    /// a widening copy, not a decoding of each value.
-    pub fn encode(&self) -> Vec<u8> {
+    /// (countries, devices, a day's visits) fit in one or two bytes, and a query reads
+    /// them where they are.
+    fn encode(&self, day: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.text.len() + self.ev_ts.len() * 21);
         out.push(FORMAT);
-        out.extend(self.day.to_le_bytes());
+        out.extend(day.to_le_bytes());
         out.extend((self.text.len() as u32).to_le_bytes());
         out.extend(self.text.as_bytes());
         let words = [
@@ -213,81 +232,231 @@ impl Digest {
         }
         for column in [&self.visit_bounce, &self.ev_custom] {
             out.extend((column.len() as u32).to_le_bytes());
+            out.push(1);
             out.extend(column.iter().map(|b| u8::from(*b)));
         }
         out
     }
+}
+
+impl Digest {
+    /// The digest of the sessionised events of the day starting at `day` (`raw` must hold
+    /// that day's events only).
+    pub fn build(day: i64, raw: &Raw) -> Digest {
+        let bytes = Columns::build(day, raw).encode(day);
+        Digest::from_bytes(bytes.into_boxed_slice()).unwrap_or_else(|| Digest::empty(day))
+    }
+
+    /// A day without events.
+    fn empty(day: i64) -> Digest {
+        let bytes = Columns {
+            ev_props: vec![0],
+            visit_values: vec![Vec::new(); VISIT_COLUMNS],
+            ..Columns::default()
+        }
+        .encode(day);
+        Digest {
+            day,
+            bytes: bytes.into_boxed_slice(),
+            text: 0..0,
+            ends: Col::default(),
+            visit_start: Col::default(),
+            visit_duration: Col::default(),
+            visit_visitor: Col::default(),
+            ev_ts: Col::default(),
+            ev_visit: Col::default(),
+            ev_path: Col::default(),
+            ev_name: Col::default(),
+            ev_props: Col::default(),
+            prop_keys: Col::default(),
+            prop_values: Col::default(),
+            visit_values: [Col::default(); VISIT_COLUMNS],
+            visit_bounce: Col::default(),
+            ev_custom: Col::default(),
+        }
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> Vec<u8> {
+        self.bytes.to_vec()
+    }
 
     /// `None` for another format or damaged bytes (the day is then built again).
     pub fn decode(bytes: &[u8]) -> Option<Digest> {
-        let mut r = Reader(bytes);
+        Digest::from_bytes(bytes.into())
+    }
+
+    /// Checks the layout of the stored form and notes where its columns are. Values are
+    /// not checked one by one: every read of a value is bounded (an index past its column
+    /// reads as "no value", a string id past the strings as ""), so damaged values can
+    /// make wrong numbers but never a panic.
+    fn from_bytes(bytes: Box<[u8]>) -> Option<Digest> {
+        let mut r = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
         if r.take(1)? != [FORMAT] {
             return None;
         }
         let day = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
         let n = r.u32()? as usize;
-        let text = std::str::from_utf8(r.take(n)?).ok()?.to_owned();
-        let mut d = Digest {
+        let text = r.at..r.at + n;
+        r.take(n)?;
+        let mut col = || r.column();
+        let (ends, visit_start, visit_duration, visit_visitor) = (col()?, col()?, col()?, col()?);
+        let (ev_ts, ev_visit, ev_path, ev_name) = (col()?, col()?, col()?, col()?);
+        let (ev_props, prop_keys, prop_values) = (col()?, col()?, col()?);
+        let mut visit_values = [Col::default(); VISIT_COLUMNS];
+        for c in &mut visit_values {
+            *c = col()?;
+        }
+        let (visit_bounce, ev_custom) = (col()?, col()?);
+        let d = Digest {
             day,
             text,
-            ends: r.words()?,
-            visit_start: r.words()?,
-            visit_duration: r.words()?,
-            visit_visitor: r.words()?,
-            ev_ts: r.words()?,
-            ev_visit: r.words()?,
-            ev_path: r.words()?,
-            ev_name: r.words()?,
-            ev_props: r.words()?,
-            prop_keys: r.words()?,
-            prop_values: r.words()?,
-            ..Digest::default()
+            ends,
+            visit_start,
+            visit_duration,
+            visit_visitor,
+            ev_ts,
+            ev_visit,
+            ev_path,
+            ev_name,
+            ev_props,
+            prop_keys,
+            prop_values,
+            visit_values,
+            visit_bounce,
+            ev_custom,
+            bytes: Box::default(),
         };
-        for _ in 0..VISIT_COLUMNS {
-            d.visit_values.push(r.words()?);
-        }
-        d.visit_bounce = r.flags()?;
-        d.ev_custom = r.flags()?;
-        let visits = d.visit_start.len();
-        let events = d.ev_ts.len();
-        let consistent = r.0.is_empty()
-            && [&d.visit_duration, &d.visit_visitor]
+        let (visits, events) = (d.visit_start.len, d.ev_ts.len);
+        let consistent = r.at == bytes.len()
+            && [d.visit_duration, d.visit_visitor, d.visit_bounce]
                 .iter()
-                .chain(d.visit_values.iter().collect::<Vec<_>>().iter())
-                .all(|c| c.len() == visits)
-            && d.visit_bounce.len() == visits
-            && [&d.ev_visit, &d.ev_path, &d.ev_name]
+                .chain(&d.visit_values)
+                .all(|c| c.len == visits)
+            && [d.ev_visit, d.ev_path, d.ev_name, d.ev_custom]
                 .iter()
-                .all(|c| c.len() == events)
-            && d.ev_custom.len() == events
-            && d.ev_props.len() == events + 1
-            && d.prop_keys.len() == d.prop_values.len()
-            && d.ev_props.iter().all(|p| *p as usize <= d.prop_keys.len())
-            && d.ev_visit.iter().all(|v| (*v as usize) < visits);
+                .all(|c| c.len == events)
+            && d.ev_props.len == events + 1
+            && d.prop_keys.len == d.prop_values.len
+            && d.visit_bounce.width == 1
+            && d.ev_custom.width == 1;
+        let d = Digest { bytes, ..d };
         // The strings: ends ascending, within the text, on character boundaries.
+        let text = &d.bytes[d.text.clone()];
         let mut start = 0;
-        let strings_ok = d.ends.iter().all(|end| {
-            let end = *end as usize;
-            let ok = start <= end && d.text.is_char_boundary(end) && end <= d.text.len();
+        let strings_ok = (0..d.ends.len).all(|i| {
+            let end = d.get(d.ends, i) as usize;
+            let ok = start <= end
+                && end <= text.len()
+                && text.get(end).is_none_or(|b| (*b as i8) >= -0x40);
             start = end;
             ok
         });
-        let strings = d.ends.len() as u32;
-        let known = |c: &[u32]| c.iter().all(|id| *id < strings || *id == NONE);
-        let ids_ok = known(&d.ev_path)
-            && known(&d.ev_name)
-            && known(&d.prop_keys)
-            && known(&d.prop_values)
-            && d.visit_values.iter().all(|c| known(c));
-        (consistent && strings_ok && ids_ok).then_some(d)
+        (consistent && strings_ok).then_some(d)
     }
 
-    /// The id of `s`, if the day has it.
+    /// Value `i` of column `c` ([`NONE`] past its end).
+    #[inline]
+    fn get(&self, c: Col, i: usize) -> u32 {
+        if i >= c.len {
+            return NONE;
+        }
+        let b = &self.bytes;
+        match c.width {
+            1 => match b[c.at + i] {
+                0xFF => NONE,
+                v => u32::from(v),
+            },
+            2 => {
+                let at = c.at + 2 * i;
+                match u16::from_le_bytes([b[at], b[at + 1]]) {
+                    0xFFFF => NONE,
+                    v => u32::from(v),
+                }
+            }
+            _ => {
+                let at = c.at + 4 * i;
+                u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+            }
+        }
+    }
+
+    /// The positions in column `c` that hold `want`, in one pass over its bytes.
+    fn positions(&self, c: Col, want: u32) -> Vec<u32> {
+        let width = usize::from(c.width);
+        let Some(bytes) = self.bytes.get(c.at..c.at + c.len * width) else {
+            return Vec::new();
+        };
+        match width {
+            1 => match u8::try_from(want) {
+                Ok(w) if w != 0xFF => bytes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == w)
+                    .map(|(i, _)| i as u32)
+                    .collect(),
+                _ => Vec::new(),
+            },
+            2 => match u16::try_from(want) {
+                Ok(w) if w != 0xFFFF => {
+                    let w = w.to_le_bytes();
+                    bytes
+                        .chunks_exact(2)
+                        .enumerate()
+                        .filter(|(_, b)| **b == w)
+                        .map(|(i, _)| i as u32)
+                        .collect()
+                }
+                _ => Vec::new(),
+            },
+            _ => {
+                let w = want.to_le_bytes();
+                bytes
+                    .chunks_exact(4)
+                    .enumerate()
+                    .filter(|(_, b)| **b == w)
+                    .map(|(i, _)| i as u32)
+                    .collect()
+            }
+        }
+    }
+
+    /// The bytes of string `id` (empty for an id past the strings).
+    fn string_bytes(&self, id: u32) -> &[u8] {
+        let i = id as usize;
+        if i >= self.ends.len {
+            return &[];
+        }
+        let start = if i == 0 {
+            0
+        } else {
+            self.get(self.ends, i - 1) as usize
+        };
+        let end = self.get(self.ends, i) as usize;
+        self.bytes[self.text.clone()]
+            .get(start..end)
+            .unwrap_or_default()
+    }
+
+    /// String `id` ("" for an id past the strings or bytes that are not UTF-8).
+    fn string(&self, id: u32) -> &str {
+        std::str::from_utf8(self.string_bytes(id)).unwrap_or_default()
+    }
+
+    /// How many page views and custom events it holds.
+    pub fn events(&self) -> usize {
+        self.ev_ts.len
+    }
+
+    /// The id of `s`, if the day has it (the strings are sorted by their bytes).
     fn lookup(&self, s: &str) -> Option<u32> {
-        let (mut lo, mut hi) = (0, self.ends.len());
+        let (mut lo, mut hi) = (0, self.ends.len);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.string(mid as u32).cmp(s) {
+            match self.string_bytes(mid as u32).cmp(s.as_bytes()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Some(mid as u32),
@@ -298,22 +467,23 @@ impl Digest {
 
     /// The value id of event `e` for an event-level dimension.
     fn event_value(&self, e: usize, dim: &EventDim) -> u32 {
-        let custom = self.ev_custom[e];
+        let custom = self.get(self.ev_custom, e) == 1;
         match dim {
-            EventDim::Page => self.ev_path[e],
-            EventDim::Name if custom => self.ev_name[e],
+            EventDim::Page => self.get(self.ev_path, e),
+            EventDim::Name if custom => self.get(self.ev_name, e),
             EventDim::Prop(key) if custom => {
-                let (a, b) = (self.ev_props[e] as usize, self.ev_props[e + 1] as usize);
-                (a..b)
-                    .find(|i| self.prop_keys[*i] == *key)
-                    .map_or(NONE, |i| self.prop_values[i])
+                let end = (self.get(self.ev_props, e + 1) as usize).min(self.prop_keys.len);
+                let start = (self.get(self.ev_props, e) as usize).min(end);
+                (start..end)
+                    .find(|i| self.get(self.prop_keys, *i) == *key)
+                    .map_or(NONE, |i| self.get(self.prop_values, i))
             }
             _ => NONE,
         }
     }
 }
 
-/// Appends a column of numbers: its length, its width, its values (see [`Digest::encode`]).
+/// Appends a column of numbers: its length, its width, its values (see [`Columns::encode`]).
 fn put_words(out: &mut Vec<u8>, column: &[u32]) {
     out.extend((column.len() as u32).to_le_bytes());
     let largest = column.iter().filter(|v| **v != NONE).max().copied();
@@ -337,16 +507,17 @@ fn put_words(out: &mut Vec<u8>, column: &[u32]) {
     }
 }
 
-/// Reads the stored form.
-struct Reader<'a>(&'a [u8]);
+/// Reads the layout of the stored form.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
+        let end = self.at.checked_add(n)?;
+        let head = self.bytes.get(self.at..end)?;
+        self.at = end;
         Some(head)
     }
 
@@ -354,32 +525,16 @@ impl<'a> Reader<'a> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 
-    fn words(&mut self) -> Option<Vec<u32>> {
-        let n = self.u32()? as usize;
+    /// A column's place: its length, its width (1, 2 or 4), then its values, skipped.
+    fn column(&mut self) -> Option<Col> {
+        let len = self.u32()? as usize;
         let width = *self.take(1)?.first()?;
-        let none = |v: u32, sentinel: u32| if v == sentinel { NONE } else { v };
-        let bytes = self.take(n.checked_mul(usize::from(width))?)?;
-        match width {
-            1 => Some(bytes.iter().map(|b| none(u32::from(*b), 0xFF)).collect()),
-            2 => Some(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| none(u32::from(u16::from_le_bytes([c[0], c[1]])), 0xFFFF))
-                    .collect(),
-            ),
-            4 => Some(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-            _ => None,
+        if !matches!(width, 1 | 2 | 4) {
+            return None;
         }
-    }
-
-    fn flags(&mut self) -> Option<Vec<bool>> {
-        let n = self.u32()? as usize;
-        Some(self.take(n)?.iter().map(|b| *b != 0).collect())
+        let at = self.at;
+        self.take(len.checked_mul(usize::from(width))?)?;
+        Some(Col { at, len, width })
     }
 }
 
@@ -424,7 +579,7 @@ pub fn count_day(
     bucket_of: &dyn Fn(i64) -> Option<usize>,
     out: &mut Acc,
 ) {
-    if d.day + DAY_MS <= from || d.day >= to || d.ev_ts.is_empty() {
+    if d.day + DAY_MS <= from || d.day >= to || d.ev_ts.len == 0 {
         return;
     }
     // Every filter must be met; a value the day never saw is met by nothing.
@@ -448,20 +603,44 @@ pub fn count_day(
         },
     };
     let by_page = matches!(group, Some(Resolved::Event(EventDim::Page)));
+    // The visits that pass the visit filters, each filter found by one scan of its column.
+    let mut passes = vec![
+        0_u8;
+        if visit_filters.is_empty() {
+            0
+        } else {
+            d.visit_start.len
+        }
+    ];
+    for (c, want) in &visit_filters {
+        for v in d.positions(d.visit_values[*c], *want) {
+            passes[v as usize] += 1;
+        }
+    }
     let visit_ok = |v: usize| {
-        visit_filters
-            .iter()
-            .all(|(c, want)| d.visit_values[*c][v] == *want)
+        visit_filters.is_empty()
+            || passes
+                .get(v)
+                .is_some_and(|n| usize::from(*n) == visit_filters.len())
     };
+    // With a filter on the page or the event name, only the events that have it are looked
+    // at (found by one scan of that column); the others are checked on those.
+    let picked = event_filters.iter().find_map(|(dim, want)| match dim {
+        EventDim::Page => Some(d.positions(d.ev_path, *want)),
+        EventDim::Name => Some(d.positions(d.ev_name, *want)),
+        EventDim::Prop(_) => None,
+    });
 
     // Small keys, hashed many times a day: a fast hasher (the keys come from the digest).
     let fast = foldhash::fast::RandomState::default;
     let mut local: HashMap<(usize, u32), Counts, _> = HashMap::with_hasher(fast());
-    let mut matched = vec![false; d.visit_start.len()];
+    let mut matched = vec![false; d.visit_start.len];
     let mut seen_visitors: HashSet<(u32, u32), _> = HashSet::with_hasher(fast());
     let mut seen_pages: HashSet<(u32, u32, u32), _> = HashSet::with_hasher(fast());
-    for e in 0..d.ev_ts.len() {
-        let v = d.ev_visit[e] as usize;
+    let events = picked.as_ref().map_or(d.ev_ts.len, Vec::len);
+    for k in 0..events {
+        let e = picked.as_ref().map_or(k, |p| p[k] as usize);
+        let v = d.get(d.ev_visit, e) as usize;
         if !visit_ok(v)
             || !event_filters
                 .iter()
@@ -469,8 +648,10 @@ pub fn count_day(
         {
             continue;
         }
-        matched[v] = true;
-        let ts = d.day + i64::from(d.ev_ts[e]);
+        if let Some(m) = matched.get_mut(v) {
+            *m = true;
+        }
+        let ts = d.day + i64::from(d.get(d.ev_ts, e));
         if ts < from || ts >= to {
             continue;
         }
@@ -478,16 +659,16 @@ pub fn count_day(
         let g = match group {
             None => ALL,
             Some(Resolved::Event(dim)) => d.event_value(e, &dim),
-            Some(Resolved::Visit(c)) => d.visit_values[c][v],
+            Some(Resolved::Visit(c)) => d.get(d.visit_values[c], v),
         };
         if g == NONE {
             continue;
         }
         let c = local.entry((b, g)).or_default();
-        let pageview = !d.ev_custom[e];
+        let pageview = d.get(d.ev_custom, e) == 0;
         if pageview {
             c.pageviews += 1;
-            if seen_pages.insert((v as u32, d.ev_path[e], g)) {
+            if seen_pages.insert((v as u32, d.get(d.ev_path, e), g)) {
                 c.unique_pageviews += 1;
                 if by_page {
                     c.visits += 1;
@@ -496,12 +677,12 @@ pub fn count_day(
         } else {
             c.events += 1;
         }
-        if (pageview || !by_page) && seen_visitors.insert((d.visit_visitor[v], g)) {
+        if (pageview || !by_page) && seen_visitors.insert((d.get(d.visit_visitor, v), g)) {
             c.visitors += 1;
         }
     }
     for (v, was_matched) in matched.iter().enumerate() {
-        let started = d.day + i64::from(d.visit_start[v]);
+        let started = d.day + i64::from(d.get(d.visit_start, v));
         if started < from
             || started >= to
             || !visit_ok(v)
@@ -512,15 +693,15 @@ pub fn count_day(
         let g = match group {
             None => ALL,
             Some(Resolved::Event(_)) => continue,
-            Some(Resolved::Visit(c)) => d.visit_values[c][v],
+            Some(Resolved::Visit(c)) => d.get(d.visit_values[c], v),
         };
         let (false, Some(b)) = (g == NONE, bucket_of(started)) else {
             continue;
         };
         let c = local.entry((b, g)).or_default();
         c.visits += 1;
-        c.bounces += i64::from(d.visit_bounce[v]);
-        c.duration_ms += i64::from(d.visit_duration[v]);
+        c.bounces += i64::from(d.get(d.visit_bounce, v) == 1);
+        c.duration_ms += i64::from(d.get(d.visit_duration, v));
     }
     for ((b, g), c) in local {
         let value = if g == ALL { "" } else { d.string(g) };
@@ -672,12 +853,28 @@ mod tests {
             put_words(&mut bytes, column);
             assert_eq!(bytes[4], width as u8, "{column:?}");
             assert_eq!(bytes.len(), 5 + column.len() * width, "{column:?}");
-            let mut r = Reader(&bytes);
-            assert_eq!(r.words().as_deref(), Some(column));
-            assert!(r.0.is_empty());
+            let mut r = Reader {
+                bytes: &bytes,
+                at: 0,
+            };
+            let col = r.column().expect("a column");
+            assert_eq!(r.at, bytes.len());
+            let d = Digest {
+                bytes: bytes.clone().into_boxed_slice(),
+                ..Digest::empty(0)
+            };
+            let read: Vec<u32> = (0..col.len).map(|i| d.get(col, i)).collect();
+            assert_eq!(read, column);
+            assert_eq!(d.get(col, col.len), NONE, "past the end: no value");
         }
         // A width that is none of these: refused.
-        assert!(Reader(&[1, 0, 0, 0, 3, 0, 0, 0]).words().is_none());
+        let three = [1, 0, 0, 0, 3, 0, 0, 0];
+        assert!(Reader {
+            bytes: &three,
+            at: 0
+        }
+        .column()
+        .is_none());
     }
 
     #[test]
@@ -690,23 +887,54 @@ mod tests {
         let day = 20_000 * DAY_MS;
         let bytes = Digest::build(day, &raw::sessionise(day_events(day))).encode();
         assert!(Digest::decode(&bytes).is_some());
-        // Cut short, or an event's visit past the visits: refused, never a panic later.
+        // Cut short, or a byte too many: refused.
         assert!(Digest::decode(&bytes[..bytes.len() - 1]).is_none());
-        let mut d = Digest::decode(&bytes).expect("decodes");
-        d.ev_visit[0] = d.visit_start.len() as u32;
-        assert!(Digest::decode(&d.encode()).is_none());
+        assert!(Digest::decode(&[&bytes[..], &[0]].concat()).is_none());
         // A string ending past the text, or inside a character.
-        let mut d = Digest::decode(&bytes).expect("decodes");
-        let last = d.ends.len() - 1;
-        d.ends[last] += 1;
-        assert!(Digest::decode(&d.encode()).is_none());
-        let mut d = Digest::decode(&bytes).expect("decodes");
-        let i = d
+        let columns = Columns::build(day, &raw::sessionise(day_events(day)));
+        let mut c = columns.clone();
+        let last = c.ends.len() - 1;
+        c.ends[last] += 1;
+        assert!(Digest::decode(&c.encode(day)).is_none());
+        let mut c = columns.clone();
+        let i = c
             .ends
             .iter()
-            .position(|e| !d.text.is_char_boundary(*e as usize - 1))
+            .position(|e| !c.text.is_char_boundary(*e as usize - 1))
             .expect("a string ending in a two-byte character");
-        d.ends[i] -= 1;
-        assert!(Digest::decode(&d.encode()).is_none());
+        c.ends[i] -= 1;
+        assert!(Digest::decode(&c.encode(day)).is_none());
+        // Values are not checked one by one: an event's visit, a string id or a prop range
+        // past their columns never panic, and match no filter.
+        let mut c = columns.clone();
+        let visits = c.visit_start.len() as u32;
+        c.ev_visit.iter_mut().for_each(|v| *v += visits);
+        c.ev_path.iter_mut().for_each(|p| *p += 1_000);
+        c.ev_props.iter_mut().for_each(|p| *p = p.wrapping_mul(7));
+        let d = Digest::decode(&c.encode(day)).expect("the layout is sound");
+        let mut acc = Acc::new();
+        count_day(&d, day, day + DAY_MS, &[], None, &|_| Some(0), &mut acc);
+        for (filters, group) in [
+            (vec![("page", "/pricing")], Some("prop:plan")),
+            (vec![("country", "DE")], Some("page")),
+        ] {
+            let filters: Vec<(Dim, String)> = filters
+                .iter()
+                .map(|(d, v)| (Dim::parse(d).expect("dim"), v.to_string()))
+                .collect();
+            let group = group.map(|g| Dim::parse(g).expect("dim"));
+            let mut acc = Acc::new();
+            count_day(
+                &d,
+                day,
+                day + DAY_MS,
+                &filters,
+                group.as_ref(),
+                &|_| Some(0),
+                &mut acc,
+            );
+            let counted: i64 = flatten(acc).values().map(|c| c.visitors + c.visits).sum();
+            assert_eq!(counted, 0, "{filters:?} {group:?}");
+        }
     }
 }
