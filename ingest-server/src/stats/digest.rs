@@ -424,6 +424,30 @@ impl Digest {
         }
     }
 
+    /// Calls `f` with each position of column `c` and its value, in one pass over its bytes.
+    fn for_each(&self, c: Col, mut f: impl FnMut(usize, u32)) {
+        let width = usize::from(c.width);
+        let Some(bytes) = self.bytes.get(c.at..c.at + c.len * width) else {
+            return;
+        };
+        match width {
+            1 => bytes.iter().enumerate().for_each(|(i, b)| match b {
+                0xFF => f(i, NONE),
+                b => f(i, u32::from(*b)),
+            }),
+            2 => bytes.chunks_exact(2).enumerate().for_each(|(i, b)| {
+                match u16::from_le_bytes([b[0], b[1]]) {
+                    0xFFFF => f(i, NONE),
+                    v => f(i, u32::from(v)),
+                }
+            }),
+            _ => bytes
+                .chunks_exact(4)
+                .enumerate()
+                .for_each(|(i, b)| f(i, u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        }
+    }
+
     /// The bytes of string `id` (empty for an id past the strings).
     fn string_bytes(&self, id: u32) -> &[u8] {
         let i = id as usize;
@@ -625,11 +649,25 @@ pub fn count_day(
     };
     // With a filter on the page or the event name, only the events that have it are looked
     // at (found by one scan of that column); the others are checked on those.
-    let picked = event_filters.iter().find_map(|(dim, want)| match dim {
-        EventDim::Page => Some(d.positions(d.ev_path, *want)),
-        EventDim::Name => Some(d.positions(d.ev_name, *want)),
-        EventDim::Prop(_) => None,
-    });
+    // Else, with visit filters, only the events of the visits that pass them.
+    let picked = event_filters
+        .iter()
+        .find_map(|(dim, want)| match dim {
+            EventDim::Page => Some(d.positions(d.ev_path, *want)),
+            EventDim::Name => Some(d.positions(d.ev_name, *want)),
+            EventDim::Prop(_) => None,
+        })
+        .or_else(|| {
+            (!visit_filters.is_empty()).then(|| {
+                let mut events = Vec::new();
+                d.for_each(d.ev_visit, |e, v| {
+                    if visit_ok(v as usize) {
+                        events.push(e as u32);
+                    }
+                });
+                events
+            })
+        });
 
     // Small keys, hashed many times a day: a fast hasher (the keys come from the digest).
     let fast = foldhash::fast::RandomState::default;
@@ -682,12 +720,12 @@ pub fn count_day(
         }
     }
     for (v, was_matched) in matched.iter().enumerate() {
+        // The cheap checks first: with an event filter, most visits have no matched event.
+        if (!event_filters.is_empty() && !was_matched) || !visit_ok(v) {
+            continue;
+        }
         let started = d.day + i64::from(d.get(d.visit_start, v));
-        if started < from
-            || started >= to
-            || !visit_ok(v)
-            || (!event_filters.is_empty() && !was_matched)
-        {
+        if started < from || started >= to {
             continue;
         }
         let g = match group {

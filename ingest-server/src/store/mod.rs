@@ -375,8 +375,10 @@ fn sqlite_pragmas() -> String {
 /// held makes it start over: 16 MiB.
 pub const WAL_RESTART_PAGES: i64 = 4096;
 
-/// How much of the database file a read connection maps into memory.
-const READ_MMAP_BYTES: i64 = 1 << 30;
+/// How much of the database file a read connection maps into memory: all of it (64 GiB of
+/// address space, not of memory). The bundled SQLite is built to allow it
+/// (`.cargo/config.toml`); a build without that flag maps the first 2 GiB.
+const READ_MMAP_BYTES: i64 = 1 << 36;
 
 /// How many read-only connections are kept between reads.
 const KEPT_READERS: usize = 4;

@@ -157,3 +157,18 @@ async fn the_write_ahead_log_starts_over_under_steady_commits() {
     );
     assert!(restarted >= 2, "the log started over {restarted} times");
 }
+
+/// A stats read maps the whole database file: the bundled SQLite is built to map more than
+/// its default 2 GiB (`.cargo/config.toml`), so a year's day digests at the end of a file of
+/// several GiB are read through the map, not a `pread` per page. Without the build flag
+/// SQLite lowers the setting to 2 GiB, and this fails.
+#[tokio::test]
+async fn stats_reads_map_a_database_file_past_two_gib() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let store = db.store().await;
+    let mapped: i64 = store
+        .sqlite_read(|c| Ok(c.query_row("PRAGMA mmap_size", [], |r| r.get(0))?))
+        .await
+        .expect("mmap_size");
+    assert!(mapped >= 64 << 30, "a read connection maps {mapped} bytes");
+}
