@@ -754,8 +754,11 @@ pub fn count_day(
     }
 }
 
-/// What [`count_day`] adds to: counts per bucket, then per value.
-pub type Acc = HashMap<usize, HashMap<String, Counts>>;
+/// What [`count_day`] adds to: counts per bucket, then per value (looked up once per value
+/// and day: a fast hasher).
+pub type Acc = HashMap<usize, HashMap<String, Counts, Fast>, Fast>;
+
+type Fast = foldhash::fast::RandomState;
 
 /// The counts of an [`Acc`] keyed as [`super::raw::aggregate`] keys them.
 pub fn flatten(acc: Acc) -> HashMap<(usize, String), Counts> {
@@ -855,7 +858,7 @@ mod tests {
                 for group in dims {
                     let group = group.map(|g| Dim::parse(g).expect("dim"));
                     let want = raw::aggregate(&all, from, to, &filters, group.as_ref(), &hours);
-                    let mut got = Acc::new();
+                    let mut got = Acc::default();
                     count_day(
                         &decoded,
                         from,
@@ -950,7 +953,7 @@ mod tests {
         c.ev_path.iter_mut().for_each(|p| *p += 1_000);
         c.ev_props.iter_mut().for_each(|p| *p = p.wrapping_mul(7));
         let d = Digest::decode(&c.encode(day)).expect("the layout is sound");
-        let mut acc = Acc::new();
+        let mut acc = Acc::default();
         count_day(&d, day, day + DAY_MS, &[], None, &|_| Some(0), &mut acc);
         for (filters, group) in [
             (vec![("page", "/pricing")], Some("prop:plan")),
@@ -961,7 +964,7 @@ mod tests {
                 .map(|(d, v)| (Dim::parse(d).expect("dim"), v.to_string()))
                 .collect();
             let group = group.map(|g| Dim::parse(g).expect("dim"));
-            let mut acc = Acc::new();
+            let mut acc = Acc::default();
             count_day(
                 &d,
                 day,

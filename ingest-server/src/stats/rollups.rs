@@ -156,7 +156,8 @@ fn breakdown_sqlite(
          events FROM rollups WHERE site_id = ?1 AND grain = ?2 AND dim = ?3 \
          AND bucket >= ?4 AND bucket < ?5",
     )?;
-    let mut sums: HashMap<String, Counts> = HashMap::new();
+    // Looked up once per row read (70,000 for a year of pages): a fast hasher.
+    let mut sums: HashMap<String, Counts, foldhash::fast::RandomState> = HashMap::default();
     for p in parts {
         let mut rows = stmt.query(rusqlite::params![site_id, p.grain, dim, p.start, p.end])?;
         while let Some(row) = rows.next()? {
