@@ -181,8 +181,22 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A fresh PostgreSQL database with a name unique to this process.
+/// A fresh PostgreSQL database with a name unique to this process. Those an earlier run
+/// left with the same tag are dropped first, so that runs do not pile them up.
 pub async fn fresh_pg(tag: &str) -> anyhow::Result<String> {
+    use sqlx::Row;
+    let admin = ingest_server::store::Store::connect(&pg_admin_url()).await?;
+    let left = sqlx::query("SELECT datname::TEXT FROM pg_database WHERE datname LIKE $1")
+        .bind(format!("tally_rel_{tag}_%"))
+        .fetch_all(&admin.pool)
+        .await?;
+    for row in &left {
+        let old: String = row.try_get(0)?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+            .execute(&admin.pool)
+            .await?;
+    }
+    admin.close().await;
     let name = format!("tally_rel_{tag}_{}", std::process::id());
     crate::bench::ingest::fresh_postgres(&pg_admin_url(), &name).await
 }

@@ -18,10 +18,36 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A database that exists for one test.
+/// A database that exists for one test: a temp SQLite file, or a PostgreSQL database
+/// dropped when the test is over.
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // On a thread and runtime of its own: the test's runtime may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let admin = Store::connect(&pg_admin_url()).await.ok()?;
+                let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin.pool)
+                    .await;
+                admin.close().await;
+                dropped.ok()
+            })
+        })
+        .join();
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +65,7 @@ impl TestDb {
                 TestDb {
                     url,
                     _dir: Some(dir),
+                    pg_name: None,
                 }
             }
             Kind::Postgres => {
@@ -62,7 +89,11 @@ impl TestDb {
                     "{}/{name}",
                     base.rsplit_once('/').expect("url has a path").0
                 );
-                TestDb { url, _dir: None }
+                TestDb {
+                    url,
+                    _dir: None,
+                    pg_name: Some(name),
+                }
             }
         }
     }
