@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use super::digest::{count_day, flatten, Acc, Digest};
+use super::digest::{count_day, flatten, Acc, Digest, Layout, Needs, HEAD};
 use super::params::Dim;
 use super::raw;
 use crate::rollup::model::{floor_day, Counts, DAY_MS};
@@ -40,7 +40,8 @@ pub const OPEN_MAX_AGE: Duration = Duration::from_secs(300);
 /// How many days a query reads and counts at a time.
 pub const CHUNK_DAYS: usize = 16;
 
-/// A decoded digest and the `gen` it was built at.
+/// A decoded digest (or the pieces of it that queries read so far) and the `gen` it was
+/// built at.
 #[derive(Default)]
 struct Slot {
     digest: Option<(i64, Arc<Digest>)>,
@@ -71,6 +72,7 @@ pub struct DayCache {
     open: Mutex<HashMap<i64, OpenCell>>,
     built: AtomicU64,
     read: AtomicU64,
+    read_bytes: AtomicU64,
     open_events: AtomicU64,
     /// [`KEPT_EVENTS`], but for tests.
     kept_events: usize,
@@ -83,6 +85,7 @@ impl Default for DayCache {
             open: Mutex::default(),
             built: AtomicU64::new(0),
             read: AtomicU64::new(0),
+            read_bytes: AtomicU64::new(0),
             open_events: AtomicU64::new(0),
             kept_events: KEPT_EVENTS,
         }
@@ -107,6 +110,11 @@ impl DayCache {
     /// How many stored digests were read so far.
     pub fn read(&self) -> u64 {
         self.read.load(Ordering::Relaxed)
+    }
+
+    /// How many bytes of stored digests' pieces were read so far (their heads not counted).
+    pub fn read_bytes(&self) -> u64 {
+        self.read_bytes.load(Ordering::Relaxed)
     }
 
     /// How many events of days not over were read so far.
@@ -216,54 +224,93 @@ async fn gens(
         .collect()
 }
 
-/// A day's digest as loaded: its `gen`, and whether it was built (not read).
+/// A day's digest as loaded: its `gen`, whether it was built (not read), and how many
+/// bytes of its stored pieces were read.
 struct Loaded {
     gen: i64,
     digest: Digest,
     built: bool,
+    read: usize,
 }
 
 fn build(day: i64, evs: Vec<crate::rollup::model::Ev>) -> Digest {
     Digest::build(day, &raw::sessionise(evs))
 }
 
+/// A day to load, with what is in memory of it: its `gen` and digest.
+type Wanted = (i64, Option<(i64, Arc<Digest>)>);
+
 /// SQLite: reads or builds the digests of `days`, in one read transaction (one snapshot of
-/// the events and the `gen`s).
+/// the events and the `gen`s). Of a stored digest only the pieces `needs` are read, with
+/// SQLite's incremental blob reads, and only those missing from the one in memory (a
+/// filter on the page reads less than half of a day's bytes).
 fn load_sqlite(
     conn: &rusqlite::Connection,
     site_id: i64,
-    days: &[i64],
+    days: &[Wanted],
+    needs: Needs,
 ) -> Result<Vec<Loaded>, StoreError> {
     let tx = conn.unchecked_transaction()?;
     let mut gen_stmt =
         tx.prepare_cached("SELECT gen FROM digest_days WHERE site_id = ?1 AND day = ?2")?;
     let mut stored_stmt =
-        tx.prepare_cached("SELECT gen, data FROM digests WHERE site_id = ?1 AND day = ?2")?;
+        tx.prepare_cached("SELECT gen, rowid FROM digests WHERE site_id = ?1 AND day = ?2")?;
     let mut events_stmt = tx.prepare_cached(&format!(
         "SELECT {EV_COLUMNS} FROM events WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3"
     ))?;
+    let mut blob: Option<rusqlite::blob::Blob<'_>> = None;
     let mut out = Vec::with_capacity(days.len());
-    for &day in days {
+    for (day, have) in days {
         use rusqlite::OptionalExtension;
+        let day = *day;
         let gen: i64 = gen_stmt
             .query_row(rusqlite::params![site_id, day], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
-        // Decoded where SQLite holds the bytes (no copy of the blob first).
-        let stored: Option<Option<Digest>> = stored_stmt
+        let stored: Option<(i64, i64)> = stored_stmt
             .query_row(rusqlite::params![site_id, day], |r| {
-                let g: i64 = r.get(0)?;
-                let data = r.get_ref(1)?.as_blob()?;
-                Ok((g == gen).then(|| Digest::decode(data)).flatten())
+                Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        if let Some(digest) = stored.flatten() {
-            out.push(Loaded {
-                gen,
-                digest,
-                built: false,
-            });
-            continue;
+        if let Some((_, rowid)) = stored.filter(|(g, _)| *g == gen) {
+            let b = match blob.as_mut() {
+                Some(b) => {
+                    b.reopen(rowid)?;
+                    b
+                }
+                None => blob.insert(tx.blob_open(
+                    rusqlite::DatabaseName::Main,
+                    "digests",
+                    "data",
+                    rowid,
+                    true,
+                )?),
+            };
+            let mut head = [0_u8; HEAD];
+            let layout = match b.len() >= HEAD {
+                true => {
+                    b.read_at_exact(&mut head, 0)?;
+                    Layout::read(&head, b.len())
+                }
+                false => None,
+            };
+            if let Some(layout) = layout {
+                let have = have.as_ref().filter(|(g, _)| *g == gen);
+                let mut read = 0;
+                let digest = Digest::read(layout, needs, have.map(|(_, d)| &**d), |at, buf| {
+                    read += buf.len();
+                    b.read_at_exact(buf, at)
+                })?;
+                if let Some(digest) = digest {
+                    out.push(Loaded {
+                        gen,
+                        digest,
+                        built: false,
+                        read,
+                    });
+                    continue;
+                }
+            }
         }
         let mut rows = events_stmt.query(rusqlite::params![site_id, day, day + DAY_MS])?;
         let mut evs = Vec::new();
@@ -274,9 +321,10 @@ fn load_sqlite(
             gen,
             digest: build(day, evs),
             built: true,
+            read: 0,
         });
     }
-    drop((gen_stmt, stored_stmt, events_stmt));
+    drop((blob, gen_stmt, stored_stmt, events_stmt));
     tx.rollback()?;
     Ok(out)
 }
@@ -309,14 +357,15 @@ async fn load_postgres(
     .bind(site_id)
     .fetch_all(&mut *tx)
     .await?;
-    let mut found: HashMap<i64, (i64, Option<Digest>)> = HashMap::with_capacity(rows.len());
+    let mut found: HashMap<i64, (i64, Option<(Digest, usize)>)> =
+        HashMap::with_capacity(rows.len());
     for row in &rows {
         let (day, gen): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let stored: Option<i64> = row.try_get(2)?;
         let digest = match stored {
             Some(g) if g == gen => {
                 let data: Vec<u8> = row.try_get(3)?;
-                Digest::decode(&data)
+                Digest::decode(&data).map(|d| (d, data.len().saturating_sub(HEAD)))
             }
             _ => None,
         };
@@ -326,11 +375,12 @@ async fn load_postgres(
     let mut out = Vec::with_capacity(days.len());
     for &day in days {
         let (gen, stored) = found.remove(&day).unwrap_or((0, None));
-        if let Some(digest) = stored {
+        if let Some((digest, read)) = stored {
             out.push(Loaded {
                 gen,
                 digest,
                 built: false,
+                read,
             });
             continue;
         }
@@ -355,15 +405,20 @@ async fn load_postgres(
             gen,
             digest,
             built: true,
+            read: 0,
         });
     }
     tx.rollback().await?;
     Ok(out)
 }
 
+/// A stored digest is replaced by one of a later `gen`, or of the same `gen` in another
+/// format; never by another build of the same `gen` and format, so that the pieces of one
+/// stored form that queries read at different times belong together.
 const STORE_DIGEST: &str = "INSERT INTO digests (site_id, day, gen, events, data) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site_id, day) DO UPDATE SET gen = excluded.gen, \
-    events = excluded.events, data = excluded.data WHERE excluded.gen >= digests.gen";
+    events = excluded.events, data = excluded.data WHERE excluded.gen > digests.gen \
+    OR (excluded.gen = digests.gen AND substr(excluded.data, 1, 1) <> substr(digests.data, 1, 1))";
 
 /// Stores the digest of a day that is over (one short write each: on SQLite, the event
 /// writer waits for one at most).
@@ -401,25 +456,29 @@ async fn store_digest(
 async fn fetch(
     store: &Store,
     site_id: i64,
-    mut days: Vec<i64>,
+    mut days: Vec<Wanted>,
+    needs: Needs,
     split: bool,
 ) -> Result<Vec<Loaded>, StoreError> {
     match store.dialect {
         Dialect::Sqlite if split && days.len() >= 2 => {
             let second = days.split_off(days.len().div_ceil(2));
             let (mut first, second) = tokio::try_join!(
-                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &days)),
-                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &second)),
+                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &days, needs)),
+                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &second, needs)),
             )?;
             first.extend(second);
             Ok(first)
         }
         Dialect::Sqlite => {
             store
-                .sqlite_read(move |conn| load_sqlite(conn, site_id, &days))
+                .sqlite_read(move |conn| load_sqlite(conn, site_id, &days, needs))
                 .await
         }
-        Dialect::Postgres => load_postgres(store, site_id, &days).await,
+        Dialect::Postgres => {
+            let days: Vec<i64> = days.into_iter().map(|(day, _)| day).collect();
+            load_postgres(store, site_id, &days).await
+        }
     }
 }
 
@@ -470,7 +529,8 @@ pub async fn warm(store: &Store, limit: i64) -> Result<usize, StoreError> {
     let mut stored = 0;
     for (site_id, mut days) in by_site {
         days.sort_unstable();
-        for l in fetch(store, site_id, days, false).await? {
+        let days = days.into_iter().map(|day| (day, None)).collect();
+        for l in fetch(store, site_id, days, Needs::ALL, false).await? {
             if l.built {
                 store.days.built.fetch_add(1, Ordering::Relaxed);
                 store_digest(store, site_id, l.gen, &l.digest).await?;
@@ -487,6 +547,7 @@ async fn digests(
     site_id: i64,
     days: &[i64],
     gens: &HashMap<i64, i64>,
+    needs: Needs,
     now_ms: i64,
 ) -> Result<Vec<Arc<Digest>>, StoreError> {
     let cache = &store.days;
@@ -497,7 +558,9 @@ async fn digests(
     }
     let current = |i: usize, slot: &Slot| {
         let gen = gens.get(&days[i]).copied().unwrap_or(0);
-        slot.digest.as_ref().is_some_and(|(g, _)| *g == gen)
+        slot.digest
+            .as_ref()
+            .is_some_and(|(g, d)| *g == gen && d.held().covers(needs))
     };
     let missing: Vec<(usize, i64)> = slots
         .iter()
@@ -506,11 +569,24 @@ async fn digests(
         .map(|(i, _)| (i, days[i]))
         .collect();
     if !missing.is_empty() {
-        let wanted: Vec<i64> = missing.iter().map(|(_, d)| *d).collect();
-        let loaded = fetch(store, site_id, wanted, true).await?;
+        // What is in memory of a day is passed on: pieces read by another query are not
+        // read again. A second query that needs other pieces of the same days reads all the
+        // rest: the admin page asks for a breakdown by each dimension at once, and one more
+        // read of every day is what costs, more than the bytes.
+        let wanted: Vec<Wanted> = missing
+            .iter()
+            .map(|(i, day)| (*day, slots[*i].digest.clone()))
+            .collect();
+        let partial = wanted.iter().any(|(day, have)| {
+            let gen = gens.get(day).copied().unwrap_or(0);
+            have.as_ref().is_some_and(|(g, _)| *g == gen)
+        });
+        let needs = if partial { Needs::ALL } else { needs };
+        let loaded = fetch(store, site_id, wanted, needs, true).await?;
         for ((i, day), l) in missing.into_iter().zip(loaded) {
             let counter = if l.built { &cache.built } else { &cache.read };
             counter.fetch_add(1, Ordering::Relaxed);
+            cache.read_bytes.fetch_add(l.read as u64, Ordering::Relaxed);
             if l.built && day + DAY_MS <= now_ms {
                 store_digest(store, site_id, l.gen, &l.digest).await?;
             }
@@ -742,6 +818,7 @@ pub async fn aggregate(
     let filters: Arc<[(Dim, String)]> = filters.into();
     let group = group.cloned();
     let starts: Option<Arc<[i64]>> = starts.map(Into::into);
+    let needs = Needs::of(&filters, group.as_ref());
     // The day not over yet is read in part (see `open_digest`).
     let open = match days.last() {
         Some(&last) if last + DAY_MS > now_ms => Some(last),
@@ -758,7 +835,7 @@ pub async fn aggregate(
     let mut out = Acc::default();
     for chunk in chunks {
         let loaded = match (chunk, open) {
-            (Some(chunk), _) => digests(store, site_id, chunk, &gens, now_ms).await?,
+            (Some(chunk), _) => digests(store, site_id, chunk, &gens, needs, now_ms).await?,
             (None, Some(day)) => {
                 let gen = gens.get(&day).copied().unwrap_or(0);
                 vec![open_digest(store, site_id, day, gen).await?]

@@ -4,6 +4,10 @@
 //! sessionising the raw events again: a filter value is looked up once per day (a day
 //! without it is skipped whole), and the events are then compared as numbers.
 //!
+//! The stored form starts with a directory of its pieces (the strings' text, then each
+//! column), so that a query can read only the pieces it counts with ([`Needs`]): a filter on
+//! the page reads none of the eleven visit-level columns, which are half of a day's bytes.
+//!
 //! A visitor id lives one UTC day (its salt rotates daily), so the visits of a day are
 //! complete within its digest and days can be counted one after the other.
 //!
@@ -11,19 +15,50 @@
 //! (the tests hold one against the other).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::params::{Dim, DimKind};
 use super::raw::Raw;
 use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
 
 /// The format of an encoded digest; a stored digest of another format is built again.
-const FORMAT: u8 = 5;
+pub const FORMAT: u8 = 6;
 /// "No value" in a column of dictionary ids.
 const NONE: u32 = u32::MAX;
 /// The group of ungrouped counts.
 const ALL: u32 = u32::MAX - 1;
 /// The visit-level columns: [`VISIT_DIMS`], then `exit_page`.
 const VISIT_COLUMNS: usize = VISIT_DIMS.len() + 1;
+
+// The pieces of a digest, in their stored order: the strings' text, then the columns.
+/// Every string of the day once, in ascending order, one after the other.
+const TEXT: usize = 0;
+/// Where each string ends in the text (and the next one starts).
+const ENDS: usize = 1;
+/// Per visit: start (ms after the day's start), duration (ms), visitor (0.. per day).
+const VISIT_START: usize = 2;
+const VISIT_DURATION: usize = 3;
+const VISIT_VISITOR: usize = 4;
+/// Per event (page views and custom events, in time order): time (ms after the day's
+/// start), visit, path, event name, and where its props start in [`PROP_KEYS`] /
+/// [`PROP_VALUES`] (one more entry than events).
+const EV_TS: usize = 5;
+const EV_VISIT: usize = 6;
+const EV_PATH: usize = 7;
+const EV_NAME: usize = 8;
+const EV_PROPS: usize = 9;
+const PROP_KEYS: usize = 10;
+const PROP_VALUES: usize = 11;
+/// Per visit, the value of each of [`VISIT_COLUMNS`] (the first of them; the others follow).
+const VISIT_VALUES: usize = 12;
+/// Per visit: 1 for a bounce. Per event: 1 for a custom event.
+const VISIT_BOUNCE: usize = VISIT_VALUES + VISIT_COLUMNS;
+const EV_CUSTOM: usize = VISIT_BOUNCE + 1;
+/// How many pieces a digest has.
+const PIECES: usize = EV_CUSTOM + 1;
+/// The stored form's head: the format, the day, then per piece where it starts (from the
+/// start of the stored form), how many values it holds and their width.
+pub const HEAD: usize = 1 + 8 + PIECES * 9;
 
 fn visit_column(dim: &str) -> Option<usize> {
     if dim == "exit_page" {
@@ -32,61 +67,181 @@ fn visit_column(dim: &str) -> Option<usize> {
     VISIT_DIMS.iter().position(|d| *d == dim)
 }
 
-/// One site's counted events of one UTC day, read in place from its stored form: decoding a
-/// day checks the layout and notes where each column starts, without copying or widening the
-/// columns (a year's filtered query reads 365 of them; widening every column into its own
-/// vector took four times as long as reading them).
+/// A set of a digest's pieces: those a query counts with, or those a digest in memory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs(u32);
+
+impl Needs {
+    /// Every piece.
+    pub const ALL: Needs = Needs((1 << PIECES) - 1);
+
+    /// What every count reads: the strings, the visits' times, visitors and bounces, the
+    /// events' times, visits, paths (unique page views) and kinds.
+    const BASE: Needs = Needs(
+        1 << TEXT
+            | 1 << ENDS
+            | 1 << VISIT_START
+            | 1 << VISIT_DURATION
+            | 1 << VISIT_VISITOR
+            | 1 << VISIT_BOUNCE
+            | 1 << EV_TS
+            | 1 << EV_VISIT
+            | 1 << EV_PATH
+            | 1 << EV_CUSTOM,
+    );
+
+    /// The pieces that [`count_day`] reads to count with `filters`, grouped by `group`.
+    pub fn of(filters: &[(Dim, String)], group: Option<&Dim>) -> Needs {
+        let mut bits = Needs::BASE.0;
+        for dim in filters.iter().map(|(d, _)| d).chain(group) {
+            bits |= match dim.kind() {
+                DimKind::Event => match dim.as_str() {
+                    "page" => 0,
+                    "event" => 1 << EV_NAME,
+                    _ => 1 << EV_PROPS | 1 << PROP_KEYS | 1 << PROP_VALUES,
+                },
+                DimKind::Visit | DimKind::Exit => {
+                    visit_column(dim.as_str()).map_or(0, |c| 1 << (VISIT_VALUES + c))
+                }
+            };
+        }
+        Needs(bits)
+    }
+
+    pub fn union(self, other: Needs) -> Needs {
+        Needs(self.0 | other.0)
+    }
+
+    pub fn covers(self, other: Needs) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    fn has(self, piece: usize) -> bool {
+        self.0 & (1 << piece) != 0
+    }
+}
+
+/// One site's counted events of one UTC day, read in place from its stored form (or from
+/// the pieces of it a query read): values are read at their stored width, without copying
+/// or widening the columns (a year's filtered query reads 365 of them; widening every column
+/// into its own vector took four times as long as reading them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Digest {
     /// The day's first instant (ms since the epoch, UTC).
     pub day: i64,
-    /// The stored form (see [`Columns::encode`]).
-    bytes: Box<[u8]>,
-    /// Where the strings' text is in `bytes`.
-    text: std::ops::Range<usize>,
-    ends: Col,
-    visit_start: Col,
-    visit_duration: Col,
-    visit_visitor: Col,
-    ev_ts: Col,
-    ev_visit: Col,
-    ev_path: Col,
-    ev_name: Col,
-    ev_props: Col,
-    prop_keys: Col,
-    prop_values: Col,
-    visit_values: [Col; VISIT_COLUMNS],
-    visit_bounce: Col,
-    ev_custom: Col,
+    /// The bytes of each piece (a piece not held is empty), shared with the digests of the
+    /// same stored form that other queries read pieces of.
+    data: [Arc<[u8]>; PIECES],
+    /// Each piece's length and width (a piece not held has none).
+    cols: [Col; PIECES],
+    /// The pieces held.
+    held: Needs,
+    /// Where each piece is in the stored form.
+    layout: Layout,
 }
 
-/// A column in a digest's bytes: where its values start, how many there are and their
-/// width (1, 2 or 4 bytes, little endian; the width's largest number stands for "no value").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A piece of a digest: where its values start (in the stored form), how many there are
+/// and their width (1, 2 or 4 bytes, little endian; the width's largest number stands for
+/// "no value").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Col {
     at: usize,
     len: usize,
     width: u8,
 }
 
-/// A digest's columns as they are built, before they are stored.
+impl Default for Col {
+    fn default() -> Col {
+        Col {
+            at: 0,
+            len: 0,
+            width: 1,
+        }
+    }
+}
+
+impl Col {
+    fn end(&self) -> usize {
+        self.at + self.len * usize::from(self.width)
+    }
+}
+
+/// The head of a stored digest: its day and where each of its pieces is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    day: i64,
+    cols: [Col; PIECES],
+}
+
+impl Layout {
+    /// Reads the head of a stored form of `size` bytes; `None` for another format or a
+    /// layout that does not hold together (pieces one after the other from the end of the
+    /// head to the end of the form, each column as long as the visits or events it is about).
+    pub fn read(head: &[u8], size: usize) -> Option<Layout> {
+        let mut r = Reader { bytes: head, at: 0 };
+        if r.take(1)? != [FORMAT] {
+            return None;
+        }
+        let day = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        let mut cols = [Col::default(); PIECES];
+        let mut end = HEAD;
+        for c in &mut cols {
+            let (at, len) = (r.u32()? as usize, r.u32()? as usize);
+            let width = *r.take(1)?.first()?;
+            if at != end || !matches!(width, 1 | 2 | 4) {
+                return None;
+            }
+            end = at.checked_add(len.checked_mul(usize::from(width))?)?;
+            *c = Col { at, len, width };
+        }
+        let (visits, events) = (cols[VISIT_START].len, cols[EV_TS].len);
+        let visit_pieces = [VISIT_DURATION, VISIT_VISITOR, VISIT_BOUNCE];
+        let consistent = end == size
+            && visit_pieces
+                .into_iter()
+                .chain(VISIT_VALUES..VISIT_BOUNCE)
+                .all(|p| cols[p].len == visits)
+            && [EV_VISIT, EV_PATH, EV_NAME, EV_CUSTOM]
+                .iter()
+                .all(|p| cols[*p].len == events)
+            && cols[EV_PROPS].len == events + 1
+            && cols[PROP_KEYS].len == cols[PROP_VALUES].len
+            && cols[ENDS].len <= cols[TEXT].len + 1
+            && [TEXT, VISIT_BOUNCE, EV_CUSTOM]
+                .iter()
+                .all(|p| cols[*p].width == 1);
+        consistent.then_some(Layout { day, cols })
+    }
+
+    /// Where piece `p` is in the stored form, as a range of bytes.
+    fn range(&self, p: usize) -> std::ops::Range<usize> {
+        self.cols[p].at..self.cols[p].end()
+    }
+
+    /// The stored head (see [`HEAD`]).
+    fn head(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEAD);
+        out.push(FORMAT);
+        out.extend(self.day.to_le_bytes());
+        for c in &self.cols {
+            out.extend((c.at as u32).to_le_bytes());
+            out.extend((c.len as u32).to_le_bytes());
+            out.push(c.width);
+        }
+        out
+    }
+}
+
+/// A digest's columns as they are built, before they are stored (see the pieces above).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Columns {
-    /// Every string of the day once, in ascending order, one after the other in `text`;
-    /// string `i` ends at `ends[i]` (and starts where `i - 1` ends). The columns hold
-    /// indexes into it.
     text: String,
     ends: Vec<u32>,
-    /// Per visit: start (ms after `day`), duration (ms), bounce, visitor (0.. per day) and
-    /// the value of each of [`VISIT_COLUMNS`].
     visit_start: Vec<u32>,
     visit_duration: Vec<u32>,
     visit_bounce: Vec<bool>,
     visit_visitor: Vec<u32>,
     visit_values: Vec<Vec<u32>>,
-    /// Per event (page views and custom events, in time order): time (ms after `day`),
-    /// visit, custom event or not, path, event name, and where its props start in
-    /// `prop_keys` / `prop_values` (one more entry than events).
     ev_ts: Vec<u32>,
     ev_visit: Vec<u32>,
     ev_custom: Vec<bool>,
@@ -202,18 +357,16 @@ impl Columns {
         }
     }
 
-    /// The stored form: a format byte, the day, the strings' text (its length before it),
-    /// then each column (the strings' ends first) as its length, the width of its values
-    /// (1, 2 or 4 bytes: the fewest that hold its largest value, the width's largest number
-    /// standing for "no value") and its values at that width, little endian. Most columns
-    /// (countries, devices, a day's visits) fit in one or two bytes, and a query reads
-    /// them where they are.
+    /// The stored form: the head (see [`HEAD`]), then the pieces one after the other. Each
+    /// column is stored at the fewest bytes that hold its largest value (1, 2 or 4, the
+    /// width's largest number standing for "no value"), little endian. Most columns
+    /// (countries, devices, a day's visits) fit in one or two bytes, and a query reads them
+    /// where they are.
     fn encode(&self, day: i64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.text.len() + self.ev_ts.len() * 21);
-        out.push(FORMAT);
-        out.extend(day.to_le_bytes());
-        out.extend((self.text.len() as u32).to_le_bytes());
-        out.extend(self.text.as_bytes());
+        let mut body = Vec::with_capacity(self.text.len() + self.ev_ts.len() * 21);
+        let mut dir = Vec::with_capacity(PIECES);
+        body.extend(self.text.as_bytes());
+        dir.push((self.text.len(), 1));
         let words = [
             &self.ends,
             &self.visit_start,
@@ -228,13 +381,20 @@ impl Columns {
             &self.prop_values,
         ];
         for column in words.into_iter().chain(&self.visit_values) {
-            put_words(&mut out, column);
+            dir.push((column.len(), put_words(&mut body, column)));
         }
         for column in [&self.visit_bounce, &self.ev_custom] {
-            out.extend((column.len() as u32).to_le_bytes());
-            out.push(1);
-            out.extend(column.iter().map(|b| u8::from(*b)));
+            body.extend(column.iter().map(|b| u8::from(*b)));
+            dir.push((column.len(), 1));
         }
+        let mut cols = [Col::default(); PIECES];
+        let mut at = HEAD;
+        for (c, (len, width)) in cols.iter_mut().zip(dir) {
+            *c = Col { at, len, width };
+            at = c.end();
+        }
+        let mut out = Layout { day, cols }.head();
+        out.extend(body);
         out
     }
 }
@@ -244,7 +404,7 @@ impl Digest {
     /// that day's events only).
     pub fn build(day: i64, raw: &Raw) -> Digest {
         let bytes = Columns::build(day, raw).encode(day);
-        Digest::from_bytes(bytes.into_boxed_slice()).unwrap_or_else(|| Digest::empty(day))
+        Digest::decode(&bytes).unwrap_or_else(|| Digest::empty(day))
     }
 
     /// A day without events.
@@ -255,142 +415,137 @@ impl Digest {
             ..Columns::default()
         }
         .encode(day);
-        Digest {
-            day,
-            bytes: bytes.into_boxed_slice(),
-            text: 0..0,
-            ends: Col::default(),
-            visit_start: Col::default(),
-            visit_duration: Col::default(),
-            visit_visitor: Col::default(),
-            ev_ts: Col::default(),
-            ev_visit: Col::default(),
-            ev_path: Col::default(),
-            ev_name: Col::default(),
-            ev_props: Col::default(),
-            prop_keys: Col::default(),
-            prop_values: Col::default(),
-            visit_values: [Col::default(); VISIT_COLUMNS],
-            visit_bounce: Col::default(),
-            ev_custom: Col::default(),
-        }
+        Digest::decode(&bytes).expect("an empty digest's layout")
     }
 
-    /// The stored form.
+    /// The stored form (of a digest that holds every piece).
     pub fn encode(&self) -> Vec<u8> {
-        self.bytes.to_vec()
+        assert!(
+            self.held == Needs::ALL,
+            "a digest read in part is not stored"
+        );
+        let mut out = self.layout.head();
+        for piece in &self.data {
+            out.extend_from_slice(piece);
+        }
+        out
     }
 
-    /// `None` for another format or damaged bytes (the day is then built again).
+    /// `None` for another format or damaged bytes (the day is then built again). Checks the
+    /// layout of the stored form and notes where its pieces are. Values are not checked one
+    /// by one: every read of a value is bounded (an index past its column reads as "no
+    /// value", a string id past the strings as ""), so damaged values can make wrong numbers
+    /// but never a panic.
     pub fn decode(bytes: &[u8]) -> Option<Digest> {
-        Digest::from_bytes(bytes.into())
+        let layout = Layout::read(bytes.get(..HEAD)?, bytes.len())?;
+        let read = Digest::read(layout, Needs::ALL, None, |at, buf: &mut [u8]| {
+            buf.copy_from_slice(&bytes[at..at + buf.len()]);
+            Ok::<_, std::convert::Infallible>(())
+        });
+        read.ok().flatten()
     }
 
-    /// Checks the layout of the stored form and notes where its columns are. Values are
-    /// not checked one by one: every read of a value is bounded (an index past its column
-    /// reads as "no value", a string id past the strings as ""), so damaged values can
-    /// make wrong numbers but never a panic.
-    fn from_bytes(bytes: Box<[u8]>) -> Option<Digest> {
-        let mut r = Reader {
-            bytes: &bytes,
-            at: 0,
-        };
-        if r.take(1)? != [FORMAT] {
-            return None;
+    /// The pieces `want` of a stored digest laid out as `layout`, each read by `read` (from
+    /// where it is in the stored form into a buffer of its size), or taken from `have` where
+    /// that digest, read from the same stored form, holds it already. `None` when the
+    /// strings read do not hold together.
+    pub fn read<E>(
+        layout: Layout,
+        want: Needs,
+        have: Option<&Digest>,
+        mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
+    ) -> Result<Option<Digest>, E> {
+        let have = have.filter(|h| h.layout == layout);
+        let held = have.map_or(want, |h| want.union(h.held));
+        let mut data: [Arc<[u8]>; PIECES] = std::array::from_fn(|_| Arc::from([]));
+        let mut cols = [Col::default(); PIECES];
+        for p in (0..PIECES).filter(|p| held.has(*p)) {
+            data[p] = match have.filter(|h| h.held.has(p)) {
+                Some(h) => h.data[p].clone(),
+                None => {
+                    let from = layout.range(p);
+                    let mut piece: Arc<[u8]> = std::iter::repeat_n(0, from.len()).collect();
+                    if let Some(buf) = Arc::get_mut(&mut piece) {
+                        read(from.start, buf)?;
+                    }
+                    piece
+                }
+            };
+            cols[p] = layout.cols[p];
         }
-        let day = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
-        let n = r.u32()? as usize;
-        let text = r.at..r.at + n;
-        r.take(n)?;
-        let mut col = || r.column();
-        let (ends, visit_start, visit_duration, visit_visitor) = (col()?, col()?, col()?, col()?);
-        let (ev_ts, ev_visit, ev_path, ev_name) = (col()?, col()?, col()?, col()?);
-        let (ev_props, prop_keys, prop_values) = (col()?, col()?, col()?);
-        let mut visit_values = [Col::default(); VISIT_COLUMNS];
-        for c in &mut visit_values {
-            *c = col()?;
-        }
-        let (visit_bounce, ev_custom) = (col()?, col()?);
         let d = Digest {
-            day,
-            text,
-            ends,
-            visit_start,
-            visit_duration,
-            visit_visitor,
-            ev_ts,
-            ev_visit,
-            ev_path,
-            ev_name,
-            ev_props,
-            prop_keys,
-            prop_values,
-            visit_values,
-            visit_bounce,
-            ev_custom,
-            bytes: Box::default(),
+            day: layout.day,
+            data,
+            cols,
+            held,
+            layout,
         };
-        let (visits, events) = (d.visit_start.len, d.ev_ts.len);
-        let consistent = r.at == bytes.len()
-            && [d.visit_duration, d.visit_visitor, d.visit_bounce]
-                .iter()
-                .chain(&d.visit_values)
-                .all(|c| c.len == visits)
-            && [d.ev_visit, d.ev_path, d.ev_name, d.ev_custom]
-                .iter()
-                .all(|c| c.len == events)
-            && d.ev_props.len == events + 1
-            && d.prop_keys.len == d.prop_values.len
-            && d.visit_bounce.width == 1
-            && d.ev_custom.width == 1;
-        let d = Digest { bytes, ..d };
-        // The strings: ends ascending, within the text, on character boundaries.
-        let text = &d.bytes[d.text.clone()];
+        Ok(d.strings_hold().then_some(d))
+    }
+
+    /// The strings' ends ascending, within the text, on character boundaries (when held).
+    fn strings_hold(&self) -> bool {
+        if !self.held.has(TEXT) || !self.held.has(ENDS) {
+            return true;
+        }
+        let text = self.text();
         let mut start = 0;
-        let strings_ok = (0..d.ends.len).all(|i| {
-            let end = d.get(d.ends, i) as usize;
+        (0..self.cols[ENDS].len).all(|i| {
+            let end = self.get(ENDS, i) as usize;
             let ok = start <= end
                 && end <= text.len()
                 && text.get(end).is_none_or(|b| (*b as i8) >= -0x40);
             start = end;
             ok
-        });
-        (consistent && strings_ok).then_some(d)
+        })
     }
 
-    /// Value `i` of column `c` ([`NONE`] past its end).
+    /// The pieces it holds.
+    pub fn held(&self) -> Needs {
+        self.held
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.data[TEXT]
+    }
+
+    /// How many values piece `p` holds (0 for a piece not held).
+    fn len(&self, p: usize) -> usize {
+        self.cols[p].len
+    }
+
+    /// Value `i` of piece `p` ([`NONE`] past its end).
     #[inline]
-    fn get(&self, c: Col, i: usize) -> u32 {
+    fn get(&self, p: usize, i: usize) -> u32 {
+        let c = self.cols[p];
         if i >= c.len {
             return NONE;
         }
-        let b = &self.bytes;
+        let b = &self.data[p];
         match c.width {
-            1 => match b[c.at + i] {
+            1 => match b[i] {
                 0xFF => NONE,
                 v => u32::from(v),
             },
             2 => {
-                let at = c.at + 2 * i;
+                let at = 2 * i;
                 match u16::from_le_bytes([b[at], b[at + 1]]) {
                     0xFFFF => NONE,
                     v => u32::from(v),
                 }
             }
             _ => {
-                let at = c.at + 4 * i;
+                let at = 4 * i;
                 u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
             }
         }
     }
 
-    /// The positions in column `c` that hold `want`, in one pass over its bytes.
-    fn positions(&self, c: Col, want: u32) -> Vec<u32> {
-        let width = usize::from(c.width);
-        let Some(bytes) = self.bytes.get(c.at..c.at + c.len * width) else {
-            return Vec::new();
-        };
-        match width {
+    /// The positions in piece `p` that hold `want`, in one pass over its bytes.
+    fn positions(&self, p: usize, want: u32) -> Vec<u32> {
+        let c = self.cols[p];
+        let bytes = &self.data[p][..];
+        match c.width {
             1 => match u8::try_from(want) {
                 Ok(w) if w != 0xFF => bytes
                     .iter()
@@ -424,13 +579,10 @@ impl Digest {
         }
     }
 
-    /// Calls `f` with each position of column `c` and its value, in one pass over its bytes.
-    fn for_each(&self, c: Col, mut f: impl FnMut(usize, u32)) {
-        let width = usize::from(c.width);
-        let Some(bytes) = self.bytes.get(c.at..c.at + c.len * width) else {
-            return;
-        };
-        match width {
+    /// Calls `f` with each position of piece `p` and its value, in one pass over its bytes.
+    fn for_each(&self, p: usize, mut f: impl FnMut(usize, u32)) {
+        let bytes = &self.data[p][..];
+        match self.cols[p].width {
             1 => bytes.iter().enumerate().for_each(|(i, b)| match b {
                 0xFF => f(i, NONE),
                 b => f(i, u32::from(*b)),
@@ -451,18 +603,16 @@ impl Digest {
     /// The bytes of string `id` (empty for an id past the strings).
     fn string_bytes(&self, id: u32) -> &[u8] {
         let i = id as usize;
-        if i >= self.ends.len {
+        if i >= self.len(ENDS) {
             return &[];
         }
         let start = if i == 0 {
             0
         } else {
-            self.get(self.ends, i - 1) as usize
+            self.get(ENDS, i - 1) as usize
         };
-        let end = self.get(self.ends, i) as usize;
-        self.bytes[self.text.clone()]
-            .get(start..end)
-            .unwrap_or_default()
+        let end = self.get(ENDS, i) as usize;
+        self.text().get(start..end).unwrap_or_default()
     }
 
     /// String `id` ("" for an id past the strings or bytes that are not UTF-8).
@@ -472,12 +622,12 @@ impl Digest {
 
     /// How many page views and custom events it holds.
     pub fn events(&self) -> usize {
-        self.ev_ts.len
+        self.layout.cols[EV_TS].len
     }
 
     /// The id of `s`, if the day has it (the strings are sorted by their bytes).
     fn lookup(&self, s: &str) -> Option<u32> {
-        let (mut lo, mut hi) = (0, self.ends.len);
+        let (mut lo, mut hi) = (0, self.len(ENDS));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.string_bytes(mid as u32).cmp(s.as_bytes()) {
@@ -491,47 +641,46 @@ impl Digest {
 
     /// The value id of event `e` for an event-level dimension.
     fn event_value(&self, e: usize, dim: &EventDim) -> u32 {
-        let custom = self.get(self.ev_custom, e) == 1;
+        let custom = self.get(EV_CUSTOM, e) == 1;
         match dim {
-            EventDim::Page => self.get(self.ev_path, e),
-            EventDim::Name if custom => self.get(self.ev_name, e),
+            EventDim::Page => self.get(EV_PATH, e),
+            EventDim::Name if custom => self.get(EV_NAME, e),
             EventDim::Prop(key) if custom => {
-                let end = (self.get(self.ev_props, e + 1) as usize).min(self.prop_keys.len);
-                let start = (self.get(self.ev_props, e) as usize).min(end);
+                let end = (self.get(EV_PROPS, e + 1) as usize).min(self.len(PROP_KEYS));
+                let start = (self.get(EV_PROPS, e) as usize).min(end);
                 (start..end)
-                    .find(|i| self.get(self.prop_keys, *i) == *key)
-                    .map_or(NONE, |i| self.get(self.prop_values, i))
+                    .find(|i| self.get(PROP_KEYS, *i) == *key)
+                    .map_or(NONE, |i| self.get(PROP_VALUES, i))
             }
             _ => NONE,
         }
     }
 }
 
-/// Appends a column of numbers: its length, its width, its values (see [`Columns::encode`]).
-fn put_words(out: &mut Vec<u8>, column: &[u32]) {
-    out.extend((column.len() as u32).to_le_bytes());
+/// Appends a column's values at the fewest bytes that hold them; returns that width.
+fn put_words(out: &mut Vec<u8>, column: &[u32]) -> u8 {
     let largest = column.iter().filter(|v| **v != NONE).max().copied();
     match largest.unwrap_or(0) {
         0..0xFF => {
-            out.push(1);
             out.extend(column.iter().map(|v| (*v).min(0xFF) as u8));
+            1
         }
         0xFF..0xFFFF => {
-            out.push(2);
             for v in column {
                 out.extend(((*v).min(0xFFFF) as u16).to_le_bytes());
             }
+            2
         }
         _ => {
-            out.push(4);
             for v in column {
                 out.extend(v.to_le_bytes());
             }
+            4
         }
     }
 }
 
-/// Reads the layout of the stored form.
+/// Reads a stored head.
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -547,18 +696,6 @@ impl<'a> Reader<'a> {
 
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    /// A column's place: its length, its width (1, 2 or 4), then its values, skipped.
-    fn column(&mut self) -> Option<Col> {
-        let len = self.u32()? as usize;
-        let width = *self.take(1)?.first()?;
-        if !matches!(width, 1 | 2 | 4) {
-            return None;
-        }
-        let at = self.at;
-        self.take(len.checked_mul(usize::from(width))?)?;
-        Some(Col { at, len, width })
     }
 }
 
@@ -603,9 +740,14 @@ pub fn count_day(
     bucket_of: &dyn Fn(i64) -> Option<usize>,
     out: &mut Acc,
 ) {
-    if d.day + DAY_MS <= from || d.day >= to || d.ev_ts.len == 0 {
+    if d.day + DAY_MS <= from || d.day >= to || d.events() == 0 {
         return;
     }
+    // Counting without a piece would count wrong; the loaders read what this needs.
+    assert!(
+        d.held.covers(Needs::of(filters, group)),
+        "a digest counted without the pieces it needs"
+    );
     // Every filter must be met; a value the day never saw is met by nothing.
     let mut visit_filters: Vec<(usize, u32)> = Vec::new();
     let mut event_filters: Vec<(EventDim, u32)> = Vec::new();
@@ -633,11 +775,11 @@ pub fn count_day(
         if visit_filters.is_empty() {
             0
         } else {
-            d.visit_start.len
+            d.len(VISIT_START)
         }
     ];
     for (c, want) in &visit_filters {
-        for v in d.positions(d.visit_values[*c], *want) {
+        for v in d.positions(VISIT_VALUES + *c, *want) {
             passes[v as usize] += 1;
         }
     }
@@ -653,14 +795,14 @@ pub fn count_day(
     let picked = event_filters
         .iter()
         .find_map(|(dim, want)| match dim {
-            EventDim::Page => Some(d.positions(d.ev_path, *want)),
-            EventDim::Name => Some(d.positions(d.ev_name, *want)),
+            EventDim::Page => Some(d.positions(EV_PATH, *want)),
+            EventDim::Name => Some(d.positions(EV_NAME, *want)),
             EventDim::Prop(_) => None,
         })
         .or_else(|| {
             (!visit_filters.is_empty()).then(|| {
                 let mut events = Vec::new();
-                d.for_each(d.ev_visit, |e, v| {
+                d.for_each(EV_VISIT, |e, v| {
                     if visit_ok(v as usize) {
                         events.push(e as u32);
                     }
@@ -672,13 +814,13 @@ pub fn count_day(
     // Small keys, hashed many times a day: a fast hasher (the keys come from the digest).
     let fast = foldhash::fast::RandomState::default;
     let mut local: HashMap<(usize, u32), Counts, _> = HashMap::with_hasher(fast());
-    let mut matched = vec![false; d.visit_start.len];
+    let mut matched = vec![false; d.len(VISIT_START)];
     let mut seen_visitors: HashSet<(u32, u32), _> = HashSet::with_hasher(fast());
     let mut seen_pages: HashSet<(u32, u32, u32), _> = HashSet::with_hasher(fast());
-    let events = picked.as_ref().map_or(d.ev_ts.len, Vec::len);
+    let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
     for k in 0..events {
         let e = picked.as_ref().map_or(k, |p| p[k] as usize);
-        let v = d.get(d.ev_visit, e) as usize;
+        let v = d.get(EV_VISIT, e) as usize;
         if !visit_ok(v)
             || !event_filters
                 .iter()
@@ -689,7 +831,7 @@ pub fn count_day(
         if let Some(m) = matched.get_mut(v) {
             *m = true;
         }
-        let ts = d.day + i64::from(d.get(d.ev_ts, e));
+        let ts = d.day + i64::from(d.get(EV_TS, e));
         if ts < from || ts >= to {
             continue;
         }
@@ -697,16 +839,16 @@ pub fn count_day(
         let g = match group {
             None => ALL,
             Some(Resolved::Event(dim)) => d.event_value(e, &dim),
-            Some(Resolved::Visit(c)) => d.get(d.visit_values[c], v),
+            Some(Resolved::Visit(c)) => d.get(VISIT_VALUES + c, v),
         };
         if g == NONE {
             continue;
         }
         let c = local.entry((b, g)).or_default();
-        let pageview = d.get(d.ev_custom, e) == 0;
+        let pageview = d.get(EV_CUSTOM, e) == 0;
         if pageview {
             c.pageviews += 1;
-            if seen_pages.insert((v as u32, d.get(d.ev_path, e), g)) {
+            if seen_pages.insert((v as u32, d.get(EV_PATH, e), g)) {
                 c.unique_pageviews += 1;
                 if by_page {
                     c.visits += 1;
@@ -715,7 +857,7 @@ pub fn count_day(
         } else {
             c.events += 1;
         }
-        if (pageview || !by_page) && seen_visitors.insert((d.get(d.visit_visitor, v), g)) {
+        if (pageview || !by_page) && seen_visitors.insert((d.get(VISIT_VISITOR, v), g)) {
             c.visitors += 1;
         }
     }
@@ -724,22 +866,22 @@ pub fn count_day(
         if (!event_filters.is_empty() && !was_matched) || !visit_ok(v) {
             continue;
         }
-        let started = d.day + i64::from(d.get(d.visit_start, v));
+        let started = d.day + i64::from(d.get(VISIT_START, v));
         if started < from || started >= to {
             continue;
         }
         let g = match group {
             None => ALL,
             Some(Resolved::Event(_)) => continue,
-            Some(Resolved::Visit(c)) => d.get(d.visit_values[c], v),
+            Some(Resolved::Visit(c)) => d.get(VISIT_VALUES + c, v),
         };
         let (false, Some(b)) = (g == NONE, bucket_of(started)) else {
             continue;
         };
         let c = local.entry((b, g)).or_default();
         c.visits += 1;
-        c.bounces += i64::from(d.get(d.visit_bounce, v) == 1);
-        c.duration_ms += i64::from(d.get(d.visit_duration, v));
+        c.bounces += i64::from(d.get(VISIT_BOUNCE, v) == 1);
+        c.duration_ms += i64::from(d.get(VISIT_DURATION, v));
     }
     for ((b, g), c) in local {
         let value = if g == ALL { "" } else { d.string(g) };
@@ -891,31 +1033,115 @@ mod tests {
         ];
         for (column, width) in columns {
             let mut bytes = Vec::new();
-            put_words(&mut bytes, column);
-            assert_eq!(bytes[4], width as u8, "{column:?}");
-            assert_eq!(bytes.len(), 5 + column.len() * width, "{column:?}");
-            let mut r = Reader {
-                bytes: &bytes,
-                at: 0,
+            assert_eq!(put_words(&mut bytes, column), width as u8, "{column:?}");
+            assert_eq!(bytes.len(), column.len() * width, "{column:?}");
+            let mut d = Digest::empty(0);
+            d.data[EV_TS] = Arc::from(bytes);
+            d.cols[EV_TS] = Col {
+                at: HEAD,
+                len: column.len(),
+                width: width as u8,
             };
-            let col = r.column().expect("a column");
-            assert_eq!(r.at, bytes.len());
-            let d = Digest {
-                bytes: bytes.clone().into_boxed_slice(),
-                ..Digest::empty(0)
-            };
-            let read: Vec<u32> = (0..col.len).map(|i| d.get(col, i)).collect();
+            let read: Vec<u32> = (0..column.len()).map(|i| d.get(EV_TS, i)).collect();
             assert_eq!(read, column);
-            assert_eq!(d.get(col, col.len), NONE, "past the end: no value");
+            assert_eq!(d.get(EV_TS, column.len()), NONE, "past the end: no value");
         }
         // A width that is none of these: refused.
-        let three = [1, 0, 0, 0, 3, 0, 0, 0];
-        assert!(Reader {
-            bytes: &three,
-            at: 0
+        let mut bytes = Digest::build(0, &Raw::default()).encode();
+        assert!(Digest::decode(&bytes).is_some());
+        bytes[9 + 8] = 3;
+        assert!(Digest::decode(&bytes).is_none());
+    }
+
+    /// Reads the pieces `want` of the stored form `bytes` (with `have`), and how many bytes
+    /// were read from it.
+    fn read_part(bytes: &[u8], want: Needs, have: Option<&Digest>) -> (Digest, usize) {
+        let layout = Layout::read(&bytes[..HEAD], bytes.len()).expect("a layout");
+        let mut read = 0;
+        let d = Digest::read(layout, want, have, |at, buf: &mut [u8]| {
+            buf.copy_from_slice(&bytes[at..at + buf.len()]);
+            read += buf.len();
+            Ok::<_, ()>(())
+        })
+        .expect("reads")
+        .expect("holds together");
+        (d, read)
+    }
+
+    #[test]
+    fn a_digest_read_in_part_counts_what_the_whole_counts() {
+        let day = 20_000 * DAY_MS;
+        let evs = day_events(day);
+        let whole = Digest::build(day, &raw::sessionise(evs));
+        let bytes = whole.encode();
+        let hours = |ts: i64| Some(((ts - day) / 3_600_000) as usize);
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: [Case; 5] = [
+            (&[("page", "/pricing")], None),
+            (&[("page", "/pricing")], Some("country")),
+            (&[("country", "DE"), ("user", "logged-in")], Some("page")),
+            (&[("event", "signup")], Some("prop:plan")),
+            (&[("exit_page", "/")], Some("event")),
+        ];
+        let mut have: Option<Digest> = None;
+        for (filters, group) in cases {
+            let filters: Vec<(Dim, String)> = filters
+                .iter()
+                .map(|(d, v)| (Dim::parse(d).expect("dim"), v.to_string()))
+                .collect();
+            let group = group.map(|g| Dim::parse(g).expect("dim"));
+            let want = Needs::of(&filters, group.as_ref());
+            let count = |d: &Digest| {
+                let mut acc = Acc::default();
+                count_day(
+                    d,
+                    day,
+                    day + DAY_MS,
+                    &filters,
+                    group.as_ref(),
+                    &hours,
+                    &mut acc,
+                );
+                flatten(acc)
+            };
+            let (part, read) = read_part(&bytes, want, None);
+            assert_eq!(part.held(), want);
+            assert!(read < bytes.len() - HEAD, "{filters:?}: read {read} bytes");
+            assert_eq!(count(&part), count(&whole), "{filters:?} {group:?}");
+            // Added to what an earlier query read: only the pieces missing are read.
+            let (merged, read_more) = read_part(&bytes, want, have.as_ref());
+            let had = have.as_ref().map_or(Needs(0), Digest::held);
+            assert_eq!(merged.held(), want.union(had));
+            let missing: usize = (0..PIECES)
+                .filter(|p| want.has(*p) && !had.has(*p))
+                .map(|p| merged.data[p].len())
+                .sum();
+            assert_eq!(read_more, missing);
+            assert_eq!(count(&merged), count(&whole), "{filters:?} {group:?}");
+            have = Some(merged);
         }
-        .column()
-        .is_none());
+        // A digest of another stored form (another layout) is not added to: read anew.
+        let other = Digest::build(day, &raw::sessionise(day_events(day)[..200].to_vec()));
+        let (part, _) = read_part(&other.encode(), Needs::BASE, have.as_ref());
+        assert_eq!(part.held(), Needs::BASE);
+    }
+
+    #[test]
+    #[should_panic(expected = "without the pieces it needs")]
+    fn a_digest_without_a_piece_it_needs_is_not_counted() {
+        let day = 20_000 * DAY_MS;
+        let bytes = Digest::build(day, &raw::sessionise(day_events(day))).encode();
+        let (part, _) = read_part(&bytes, Needs::BASE, None);
+        let filters = [(Dim::parse("country").expect("dim"), "DE".to_string())];
+        count_day(
+            &part,
+            day,
+            day + DAY_MS,
+            &filters,
+            None,
+            &|_| Some(0),
+            &mut Acc::default(),
+        );
     }
 
     #[test]
