@@ -811,12 +811,21 @@ pub fn count_day(
             })
         });
 
-    // Small keys, hashed many times a day: a fast hasher (the keys come from the digest).
-    let fast = foldhash::fast::RandomState::default;
-    let mut local: HashMap<(usize, u32), Counts, _> = HashMap::with_hasher(fast());
-    let mut matched = vec![false; d.len(VISIT_START)];
-    let mut seen_visitors: HashSet<(u32, u32), _> = HashSet::with_hasher(fast());
-    let mut seen_pages: HashSet<(u32, u32, u32), _> = HashSet::with_hasher(fast());
+    let visits = d.len(VISIT_START);
+    let mut local = Cells::new(if group.is_some() { d.len(ENDS) } else { 0 });
+    let mut matched = vec![false; visits];
+    // A page's first view in a visit counts as a unique page view: the page is fixed by a
+    // page filter (one flag per visit), else the pair is looked up. The group's value is
+    // the page's, the visit's or none (page views have no event name or props), so it adds
+    // nothing to the pair.
+    let page_fixed = event_filters
+        .iter()
+        .any(|(dim, _)| matches!(dim, EventDim::Page));
+    let mut seen_pages = Seen::new(if page_fixed { visits } else { 0 });
+    // A visitor counts once per value of the group; ungrouped, one flag per visitor (a
+    // day's visitors are numbered from 0, fewer than its visits).
+    let mut seen_visitors = Seen::new(if group.is_none() { visits } else { 0 });
+    let pair = |a: u32, b: u32| u64::from(a) << 32 | u64::from(b);
     let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
     for k in 0..events {
         let e = picked.as_ref().map_or(k, |p| p[k] as usize);
@@ -844,11 +853,15 @@ pub fn count_day(
         if g == NONE {
             continue;
         }
-        let c = local.entry((b, g)).or_default();
+        let c = local.get(b, g);
         let pageview = d.get(EV_CUSTOM, e) == 0;
         if pageview {
             c.pageviews += 1;
-            if seen_pages.insert((v as u32, d.get(EV_PATH, e), g)) {
+            let page = match page_fixed {
+                true => v as u64,
+                false => pair(v as u32, d.get(EV_PATH, e)),
+            };
+            if seen_pages.insert(page) {
                 c.unique_pageviews += 1;
                 if by_page {
                     c.visits += 1;
@@ -857,7 +870,12 @@ pub fn count_day(
         } else {
             c.events += 1;
         }
-        if (pageview || !by_page) && seen_visitors.insert((d.get(VISIT_VISITOR, v), g)) {
+        let visitor = d.get(VISIT_VISITOR, v);
+        let visitor = match group {
+            None => u64::from(visitor),
+            Some(_) => pair(visitor, g),
+        };
+        if (pageview || !by_page) && seen_visitors.insert(visitor) {
             c.visitors += 1;
         }
     }
@@ -878,12 +896,12 @@ pub fn count_day(
         let (false, Some(b)) = (g == NONE, bucket_of(started)) else {
             continue;
         };
-        let c = local.entry((b, g)).or_default();
+        let c = local.get(b, g);
         c.visits += 1;
         c.bounces += i64::from(d.get(VISIT_BOUNCE, v) == 1);
         c.duration_ms += i64::from(d.get(VISIT_DURATION, v));
     }
-    for ((b, g), c) in local {
+    for ((b, g), c) in local.cells {
         let value = if g == ALL { "" } else { d.string(g) };
         let bucket = out.entry(b).or_default();
         // The value's `String` is made once per query, not once per day.
@@ -893,6 +911,72 @@ pub fn count_day(
                 bucket.insert(value.to_string(), c);
             }
         }
+    }
+}
+
+/// Keys seen so far: a flag each below `dense`, a hash set for the others.
+struct Seen {
+    dense: Vec<bool>,
+    sparse: HashSet<u64, Fast>,
+}
+
+impl Seen {
+    fn new(dense: usize) -> Seen {
+        Seen {
+            dense: vec![false; dense],
+            sparse: HashSet::default(),
+        }
+    }
+
+    /// Whether `key` is new.
+    #[inline]
+    fn insert(&mut self, key: u64) -> bool {
+        match usize::try_from(key)
+            .ok()
+            .and_then(|k| self.dense.get_mut(k))
+        {
+            Some(seen) => !std::mem::replace(seen, true),
+            None => self.sparse.insert(key),
+        }
+    }
+}
+
+/// A day's counts per (bucket, value id of the group). A value's last cell is found by its
+/// id (events come in time order: a value's bucket seldom changes within a day), the others
+/// by hash.
+struct Cells {
+    /// Per value id + 1 (0: the ungrouped counts), its last cell.
+    last: Vec<u32>,
+    cells: Vec<((usize, u32), Counts)>,
+    index: HashMap<(usize, u32), u32, Fast>,
+}
+
+impl Cells {
+    /// For value ids below `values`.
+    fn new(values: usize) -> Cells {
+        Cells {
+            last: vec![u32::MAX; values + 1],
+            cells: Vec::new(),
+            index: HashMap::default(),
+        }
+    }
+
+    #[inline]
+    fn get(&mut self, b: usize, g: u32) -> &mut Counts {
+        let slot = if g == ALL { 0 } else { g as usize + 1 };
+        let last = self.last.get(slot).copied().unwrap_or(u32::MAX) as usize;
+        if self.cells.get(last).is_some_and(|(key, _)| *key == (b, g)) {
+            return &mut self.cells[last].1;
+        }
+        let next = self.cells.len() as u32;
+        let i = *self.index.entry((b, g)).or_insert(next);
+        if i == next {
+            self.cells.push(((b, g), Counts::default()));
+        }
+        if let Some(l) = self.last.get_mut(slot) {
+            *l = i;
+        }
+        &mut self.cells[i as usize].1
     }
 }
 

@@ -18,6 +18,9 @@
 //!    comparison.
 //!
 //! `TALLY_BENCH_STATS_EVENTS` overrides the number of events (e.g. 200000 for a quick run);
+//! `TALLY_BENCH_STATS_ONLY=TEXT` runs only the measurements whose label contains `TEXT`
+//! (e.g. `12mo` or `filter[page]`; the digests are built anew only when the label of that
+//! step matches, else the stored ones are used);
 //! `TALLY_BENCH_SQLITE=0` / `TALLY_BENCH_PG=0` skip a database; `TALLY_BENCH_SQLITE_PATH`
 //! keeps the SQLite database at that path for a closer look afterwards; a path that already
 //! holds the benchmark's events is queried again without generating them anew.
@@ -356,6 +359,8 @@ async fn queries(
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     eprintln!("stats bench ({db}): queries");
+    let only = std::env::var("TALLY_BENCH_STATS_ONLY").ok();
+    let wanted = |label: &str| only.as_deref().is_none_or(|o| label.contains(o));
     let queries: [Case; 10] = [
         ("summary", Query::Summary, &[]),
         ("timeseries day", Query::Timeseries, &[("interval", "day")]),
@@ -381,13 +386,16 @@ async fn queries(
             if matches!(q, Query::Realtime) && range != "7d" {
                 continue;
             }
-            let p = params("bench.example", range, extra, now)?;
-            let (p50, p95) = measure(store, site_id, q, &p, now, REPS).await?;
             let label = if matches!(q, Query::Realtime) {
                 format!("stats {db}: realtime p50 / p95")
             } else {
                 format!("stats {db}: {name} {range} p50 / p95")
             };
+            if !wanted(&label) {
+                continue;
+            }
+            let p = params("bench.example", range, extra, now)?;
+            let (p50, p95) = measure(store, site_id, q, &p, now, REPS).await?;
             eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
             rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
         }
@@ -395,33 +403,10 @@ async fn queries(
     // Filters that the rollups cannot answer: counted from day digests. The first such query
     // over the year builds them all (stored ones are dropped first, so a database kept from an
     // earlier run measures the same).
-    sqlx::query("DELETE FROM digests")
-        .execute(&store.pool)
-        .await?;
-    store.days.clear();
-    let p = params(
-        "bench.example",
-        "12mo",
-        &[("filter[page]", "/pricing")],
-        now,
-    )?;
-    let t = Instant::now();
-    once(store, site_id, Query::Summary, &p, now).await?;
-    let secs = t.elapsed().as_secs_f64();
-    // The server checkpoints the write-ahead log every second; without it, every digest
-    // just stored would be read from the log.
-    store.checkpoint().await?;
-    let (days, bytes): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM digests")
-            .fetch_one(&store.pool)
-            .await?;
     let label = format!("stats {db}: first filtered query of 12 months, building the day digests");
-    let figure = format!(
-        "{secs:.1} s ({days} days stored, {:.1} MiB)",
-        bytes as f64 / 1_048_576.0
-    );
-    eprintln!("  {label:<70} {figure}");
-    rows.push(Row::new(label, figure));
+    if wanted(&label) {
+        build_digests(db, store, site_id, now, label, rows).await?;
+    }
     let filtered: [Case; 5] = [
         (
             "summary filter[page]=/pricing",
@@ -454,20 +439,65 @@ async fn queries(
             if matches!(q, Query::RawSummary) && range == "12mo" {
                 continue;
             }
+            let label = format!("stats {db}: {name} {range} p50 / p95");
+            if !wanted(&label) {
+                continue;
+            }
             let p = params("bench.example", range, extra, now)?;
             let (p50, p95) =
                 measure_from(store, site_id, q, &p, now, FILTERED_REPS, Start::Live).await?;
-            let label = format!("stats {db}: {name} {range} p50 / p95");
             eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
             rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
         }
     }
     // The first filtered query after a start: today's events so far read whole.
-    let p = params("bench.example", "30d", &[("filter[page]", "/pricing")], now)?;
-    let (p50, p95) = measure(store, site_id, Query::Summary, &p, now, FILTERED_REPS).await?;
     let label =
         format!("stats {db}: summary filter[page]=/pricing 30d, nothing in memory p50 / p95");
+    if !wanted(&label) {
+        return Ok(());
+    }
+    let p = params("bench.example", "30d", &[("filter[page]", "/pricing")], now)?;
+    let (p50, p95) = measure(store, site_id, Query::Summary, &p, now, FILTERED_REPS).await?;
     eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
     rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
+    Ok(())
+}
+
+/// Drops the stored digests and measures the first filtered query over 12 months, which
+/// builds them all.
+async fn build_digests(
+    db: &str,
+    store: &Store,
+    site_id: i64,
+    now: i64,
+    label: String,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM digests")
+        .execute(&store.pool)
+        .await?;
+    store.days.clear();
+    let p = params(
+        "bench.example",
+        "12mo",
+        &[("filter[page]", "/pricing")],
+        now,
+    )?;
+    let t = Instant::now();
+    once(store, site_id, Query::Summary, &p, now).await?;
+    let secs = t.elapsed().as_secs_f64();
+    // The server checkpoints the write-ahead log every second; without it, every digest
+    // just stored would be read from the log.
+    store.checkpoint().await?;
+    let (days, bytes): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM digests")
+            .fetch_one(&store.pool)
+            .await?;
+    let figure = format!(
+        "{secs:.1} s ({days} days stored, {:.1} MiB)",
+        bytes as f64 / 1_048_576.0
+    );
+    eprintln!("  {label:<70} {figure}");
+    rows.push(Row::new(label, figure));
     Ok(())
 }
