@@ -405,7 +405,7 @@ async fn queries(
     // earlier run measures the same).
     let label = format!("stats {db}: first filtered query of 12 months, building the day digests");
     if wanted(&label) {
-        build_digests(db, store, site_id, now, label, rows).await?;
+        build_digests(store, site_id, now, label, rows).await?;
     }
     let filtered: [Case; 5] = [
         (
@@ -466,7 +466,6 @@ async fn queries(
 /// Drops the stored digests and measures the first filtered query over 12 months, which
 /// builds them all.
 async fn build_digests(
-    db: &str,
     store: &Store,
     site_id: i64,
     now: i64,
