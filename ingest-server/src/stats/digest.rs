@@ -515,7 +515,7 @@ impl Digest {
     }
 
     /// Value `i` of piece `p` ([`NONE`] past its end).
-    #[inline]
+    #[inline(always)]
     fn get(&self, p: usize, i: usize) -> u32 {
         let c = self.cols[p];
         if i >= c.len {
@@ -613,11 +613,6 @@ impl Digest {
         };
         let end = self.get(ENDS, i) as usize;
         self.text().get(start..end).unwrap_or_default()
-    }
-
-    /// String `id` ("" for an id past the strings or bytes that are not UTF-8).
-    fn string(&self, id: u32) -> &str {
-        std::str::from_utf8(self.string_bytes(id)).unwrap_or_default()
     }
 
     /// How many page views and custom events it holds.
@@ -779,9 +774,11 @@ pub fn count_day(
         }
     ];
     for (c, want) in &visit_filters {
-        for v in d.positions(VISIT_VALUES + *c, *want) {
-            passes[v as usize] += 1;
-        }
+        d.for_each(VISIT_VALUES + *c, |v, value| {
+            if let Some(n) = passes.get_mut(v) {
+                *n += u8::from(value == *want);
+            }
+        });
     }
     let visit_ok = |v: usize| {
         visit_filters.is_empty()
@@ -821,12 +818,12 @@ pub fn count_day(
     let page_fixed = event_filters
         .iter()
         .any(|(dim, _)| matches!(dim, EventDim::Page));
-    let mut seen_pages = Seen::new(if page_fixed { visits } else { 0 });
+    let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
+    let mut seen_pages = Seen::new(if page_fixed { visits } else { 0 }, events);
     // A visitor counts once per value of the group; ungrouped, one flag per visitor (a
     // day's visitors are numbered from 0, fewer than its visits).
-    let mut seen_visitors = Seen::new(if group.is_none() { visits } else { 0 });
+    let mut seen_visitors = Seen::new(if group.is_none() { visits } else { 0 }, events);
     let pair = |a: u32, b: u32| u64::from(a) << 32 | u64::from(b);
-    let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
     for k in 0..events {
         let e = picked.as_ref().map_or(k, |p| p[k] as usize);
         let v = d.get(EV_VISIT, e) as usize;
@@ -902,13 +899,13 @@ pub fn count_day(
         c.duration_ms += i64::from(d.get(VISIT_DURATION, v));
     }
     for ((b, g), c) in local.cells {
-        let value = if g == ALL { "" } else { d.string(g) };
+        let value = if g == ALL { &[] } else { d.string_bytes(g) };
         let bucket = out.entry(b).or_default();
         // The value's `String` is made once per query, not once per day.
         match bucket.get_mut(value) {
             Some(sum) => *sum += c,
             None => {
-                bucket.insert(value.to_string(), c);
+                bucket.insert(value.into(), c);
             }
         }
     }
@@ -921,10 +918,14 @@ struct Seen {
 }
 
 impl Seen {
-    fn new(dense: usize) -> Seen {
+    /// Flags for the keys below `dense`; room in the hash set for `keys` without them.
+    fn new(dense: usize, keys: usize) -> Seen {
         Seen {
             dense: vec![false; dense],
-            sparse: HashSet::default(),
+            sparse: match dense {
+                0 => HashSet::with_capacity_and_hasher(keys, Fast::default()),
+                _ => HashSet::default(),
+            },
         }
     }
 
@@ -982,15 +983,23 @@ impl Cells {
 
 /// What [`count_day`] adds to: counts per bucket, then per value (looked up once per value
 /// and day: a fast hasher).
-pub type Acc = HashMap<usize, HashMap<String, Counts, Fast>, Fast>;
+/// Values are kept as bytes (a day's strings are not checked to be UTF-8 one by one):
+/// [`flatten`] makes them strings once per query.
+pub type Acc = HashMap<usize, HashMap<Box<[u8]>, Counts, Fast>, Fast>;
 
 type Fast = foldhash::fast::RandomState;
 
 /// The counts of an [`Acc`] keyed as [`super::raw::aggregate`] keys them.
+/// Bytes that are not UTF-8 (of a damaged digest) count as "".
 pub fn flatten(acc: Acc) -> HashMap<(usize, String), Counts> {
-    acc.into_iter()
-        .flat_map(|(b, values)| values.into_iter().map(move |(v, c)| ((b, v), c)))
-        .collect()
+    let mut out: HashMap<(usize, String), Counts> = HashMap::new();
+    for (b, values) in acc {
+        for (v, c) in values {
+            let v = String::from_utf8(v.into_vec()).unwrap_or_default();
+            *out.entry((b, v)).or_default() += c;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
