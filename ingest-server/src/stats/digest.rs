@@ -1081,9 +1081,14 @@ mod tests {
             vec![("country", "FR")],
         ];
         let hours = |ts: i64| Some(((ts - day) / 3_600_000) as usize);
-        for (from, to) in [
-            (day, day + DAY_MS),
-            (day + 3 * 3_600_000, day + 20 * 3_600_000),
+        // One bucket for the day, as a breakdown or a summary counts.
+        let whole = |_: i64| Some(0);
+        let buckets: [&dyn Fn(i64) -> Option<usize>; 2] = [&hours, &whole];
+        for (from, to, bucket_of) in [
+            (day, day + DAY_MS, buckets[0]),
+            (day + 3 * 3_600_000, day + 20 * 3_600_000, buckets[0]),
+            (day, day + DAY_MS, buckets[1]),
+            (day + 3 * 3_600_000, day + 20 * 3_600_000, buckets[1]),
         ] {
             for filters in &filter_sets {
                 let filters: Vec<(Dim, String)> = filters
@@ -1092,7 +1097,7 @@ mod tests {
                     .collect();
                 for group in dims {
                     let group = group.map(|g| Dim::parse(g).expect("dim"));
-                    let want = raw::aggregate(&all, from, to, &filters, group.as_ref(), &hours);
+                    let want = raw::aggregate(&all, from, to, &filters, group.as_ref(), bucket_of);
                     let mut got = Acc::default();
                     count_day(
                         &decoded,
@@ -1100,7 +1105,7 @@ mod tests {
                         to,
                         &filters,
                         group.as_ref(),
-                        &hours,
+                        bucket_of,
                         &mut got,
                     );
                     assert_eq!(
