@@ -789,12 +789,16 @@ pub fn count_day(
     // With a filter on the page or the event name, only the events that have it are looked
     // at (found by one scan of that column); the others are checked on those.
     // Else, with visit filters, only the events of the visits that pass them.
-    let picked = event_filters
+    let picking = event_filters
         .iter()
-        .find_map(|(dim, want)| match dim {
-            EventDim::Page => Some(d.positions(EV_PATH, *want)),
-            EventDim::Name => Some(d.positions(EV_NAME, *want)),
-            EventDim::Prop(_) => None,
+        .position(|(dim, _)| matches!(dim, EventDim::Page | EventDim::Name));
+    // A page filter that picked the events is met by all of them (a name filter is checked
+    // again: only custom events have a name).
+    let picked_by_page = picking.filter(|i| matches!(event_filters[*i].0, EventDim::Page));
+    let picked = picking
+        .map(|i| match event_filters[i] {
+            (EventDim::Page, want) => d.positions(EV_PATH, want),
+            (_, want) => d.positions(EV_NAME, want),
         })
         .or_else(|| {
             (!visit_filters.is_empty()).then(|| {
@@ -830,7 +834,8 @@ pub fn count_day(
         if !visit_ok(v)
             || !event_filters
                 .iter()
-                .all(|(dim, want)| d.event_value(e, dim) == *want)
+                .enumerate()
+                .all(|(i, (dim, want))| Some(i) == picked_by_page || d.event_value(e, dim) == *want)
         {
             continue;
         }
@@ -1076,6 +1081,8 @@ mod tests {
             vec![("country", "US"), ("page", "/docs")],
             vec![("page", "/blog/ä")],
             vec![("event", "signup")],
+            vec![("event", "signup"), ("page", "/pricing")],
+            vec![("page", "/docs"), ("event", "signup"), ("prop:plan", "p1")],
             vec![("prop:plan", "p1")],
             vec![("user", "logged-in"), ("exit_page", "/")],
             vec![("country", "FR")],
