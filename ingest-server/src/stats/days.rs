@@ -224,13 +224,15 @@ async fn gens(
         .collect()
 }
 
-/// A day's digest as loaded: its `gen`, whether it was built (not read), and how many
-/// bytes of its stored pieces were read.
+/// A day's digest as loaded: its `gen`, whether it was built (not read), how many bytes
+/// of its stored pieces were read, and whether it was built in place of a stored digest of
+/// the same `gen` that could not be read (another format, or damaged).
 struct Loaded {
     gen: i64,
     digest: Digest,
     built: bool,
     read: usize,
+    replaces: bool,
 }
 
 fn build(day: i64, evs: Vec<crate::rollup::model::Ev>) -> Digest {
@@ -272,7 +274,8 @@ fn load_sqlite(
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        if let Some((_, rowid)) = stored.filter(|(g, _)| *g == gen) {
+        let current = stored.filter(|(g, _)| *g == gen);
+        if let Some((_, rowid)) = current {
             let b = match blob.as_mut() {
                 Some(b) => {
                     b.reopen(rowid)?;
@@ -307,6 +310,7 @@ fn load_sqlite(
                         digest,
                         built: false,
                         read,
+                        replaces: false,
                     });
                     continue;
                 }
@@ -322,6 +326,7 @@ fn load_sqlite(
             digest: build(day, evs),
             built: true,
             read: 0,
+            replaces: current.is_some(),
         });
     }
     drop((blob, gen_stmt, stored_stmt, events_stmt));
@@ -357,30 +362,32 @@ async fn load_postgres(
     .bind(site_id)
     .fetch_all(&mut *tx)
     .await?;
-    let mut found: HashMap<i64, (i64, Option<(Digest, usize)>)> =
-        HashMap::with_capacity(rows.len());
+    type Found = (i64, Option<(Digest, usize)>, bool);
+    let mut found: HashMap<i64, Found> = HashMap::with_capacity(rows.len());
     for row in &rows {
         let (day, gen): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let stored: Option<i64> = row.try_get(2)?;
-        let digest = match stored {
-            Some(g) if g == gen => {
+        let current = stored == Some(gen);
+        let digest = match current {
+            true => {
                 let data: Vec<u8> = row.try_get(3)?;
                 Digest::decode(&data).map(|d| (d, data.len().saturating_sub(HEAD)))
             }
-            _ => None,
+            false => None,
         };
-        found.insert(day, (gen, digest));
+        found.insert(day, (gen, digest, current));
     }
     drop(rows);
     let mut out = Vec::with_capacity(days.len());
     for &day in days {
-        let (gen, stored) = found.remove(&day).unwrap_or((0, None));
+        let (gen, stored, current) = found.remove(&day).unwrap_or((0, None, false));
         if let Some((digest, read)) = stored {
             out.push(Loaded {
                 gen,
                 digest,
                 built: false,
                 read,
+                replaces: false,
             });
             continue;
         }
@@ -406,34 +413,32 @@ async fn load_postgres(
             digest,
             built: true,
             read: 0,
+            replaces: current,
         });
     }
     tx.rollback().await?;
     Ok(out)
 }
 
-/// A stored digest is replaced by one of a later `gen`, or of the same `gen` in another
-/// format; never by another build of the same `gen` and format, so that the pieces of one
-/// stored form that queries read at different times belong together.
+/// A stored digest is replaced by one of a later `gen`, or of the same `gen` when it could
+/// not be read (`$6` = 1: another format, or damaged); never by another build of the same
+/// `gen` otherwise, so that the pieces of one stored form that queries read at different
+/// times belong together.
 const STORE_DIGEST: &str = "INSERT INTO digests (site_id, day, gen, events, data) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site_id, day) DO UPDATE SET gen = excluded.gen, \
     events = excluded.events, data = excluded.data WHERE excluded.gen > digests.gen \
-    OR (excluded.gen = digests.gen AND substr(excluded.data, 1, 1) <> substr(digests.data, 1, 1))";
+    OR (excluded.gen = digests.gen AND $6 = 1)";
 
 /// Stores the digest of a day that is over (one short write each: on SQLite, the event
 /// writer waits for one at most).
-async fn store_digest(
-    store: &Store,
-    site_id: i64,
-    gen: i64,
-    digest: &Digest,
-) -> Result<(), StoreError> {
-    let (day, events, data) = (digest.day, digest.events() as i64, digest.encode());
+async fn store_digest(store: &Store, site_id: i64, l: &Loaded) -> Result<(), StoreError> {
+    let (day, gen, events) = (l.digest.day, l.gen, l.digest.events() as i64);
+    let (data, replaces) = (l.digest.encode(), i64::from(l.replaces));
     if store.dialect == Dialect::Sqlite {
         return store
             .sqlite_write("digests", move |conn| {
                 conn.prepare_cached(&STORE_DIGEST.replace('$', "?"))?
-                    .execute(rusqlite::params![site_id, day, gen, events, data])?;
+                    .execute(rusqlite::params![site_id, day, gen, events, data, replaces])?;
                 Ok(())
             })
             .await;
@@ -444,6 +449,7 @@ async fn store_digest(
         .bind(gen)
         .bind(events)
         .bind(data)
+        .bind(replaces)
         .execute(&store.pool)
         .await?;
     Ok(())
@@ -533,7 +539,7 @@ pub async fn warm(store: &Store, limit: i64) -> Result<usize, StoreError> {
         for l in fetch(store, site_id, days, Needs::ALL, false).await? {
             if l.built {
                 store.days.built.fetch_add(1, Ordering::Relaxed);
-                store_digest(store, site_id, l.gen, &l.digest).await?;
+                store_digest(store, site_id, &l).await?;
                 stored += 1;
             }
         }
@@ -588,7 +594,7 @@ async fn digests(
             counter.fetch_add(1, Ordering::Relaxed);
             cache.read_bytes.fetch_add(l.read as u64, Ordering::Relaxed);
             if l.built && day + DAY_MS <= now_ms {
-                store_digest(store, site_id, l.gen, &l.digest).await?;
+                store_digest(store, site_id, &l).await?;
             }
             slots[i].digest = Some((l.gen, Arc::new(l.digest)));
         }

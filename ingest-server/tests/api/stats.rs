@@ -1002,6 +1002,24 @@ async fn filtered_queries_count_from_day_digests(kind: Kind) {
         after
     );
     assert_eq!(store.days.built() - built, 4);
+
+    // A stored digest that cannot be read (damaged, or of another format) is built again
+    // and replaced, though its generation is current: the query after reads it.
+    sqlx::query("UPDATE digests SET data = $1 WHERE site_id = $2 AND day = $3")
+        .bind(vec![0xFF_u8; 16])
+        .bind(site.id)
+        .bind(NOV_1)
+        .execute(&store.pool)
+        .await
+        .expect("damage a digest");
+    for built_then in [5, 5] {
+        store.days.clear();
+        assert_eq!(
+            stats::summary(&store, site.id, &p).await.expect("summary"),
+            after
+        );
+        assert_eq!(store.days.built() - built, built_then);
+    }
 }
 
 #[tokio::test]
