@@ -282,7 +282,7 @@ fn load_sqlite(
                     b
                 }
                 None => blob.insert(tx.blob_open(
-                    rusqlite::DatabaseName::Main,
+                    rusqlite::DatabaseName::Attached("day_digests"),
                     "digests",
                     "data",
                     rowid,
@@ -302,7 +302,7 @@ fn load_sqlite(
                 let mut read = 0;
                 let digest = Digest::read(layout, needs, have.map(|(_, d)| &**d), |at, buf| {
                     read += buf.len();
-                    b.read_at_exact(buf, at)
+                    b.raw_read_at_exact(buf, at)
                 })?;
                 if let Some(digest) = digest {
                     out.push(Loaded {

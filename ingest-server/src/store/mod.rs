@@ -123,14 +123,23 @@ impl Store {
             ),
             Dialect::Postgres => None,
         };
+        let digests_file = sqlite_path
+            .as_deref()
+            .map(|p| digests_path(p).to_string_lossy().into_owned());
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
+                let digests = digests_file.clone();
                 Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
+                    if let Some(digests) = digests {
                         conn.execute(sqlite_pragmas().as_str()).await?;
+                        sqlx::query(ATTACH_DIGESTS)
+                            .bind(digests)
+                            .execute(&mut *conn)
+                            .await?;
+                        conn.execute(digests_pragmas().as_str()).await?;
                     }
                     Ok(())
                 })
@@ -161,6 +170,8 @@ impl Store {
             .ok_or(StoreError::WriterPoisoned)?;
         let conn = rusqlite::Connection::open(path)?;
         conn.execute_batch(&sqlite_pragmas())?;
+        conn.execute(ATTACH_DIGESTS, [digests_path(path).to_string_lossy()])?;
+        conn.execute_batch(&digests_pragmas())?;
         Ok(conn)
     }
 
@@ -259,16 +270,23 @@ impl Store {
                 Some(conn) => conn,
                 None => {
                     let conn = rusqlite::Connection::open_with_flags(
-                        path,
+                        &path,
                         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                             | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                     )?;
                     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                    conn.execute(ATTACH_DIGESTS, [digests_path(&path).to_string_lossy()])?;
                     // The database file is read through a memory map rather than a `read`
                     // call per page: a stored day digest spans a hundred pages, and a
                     // year's filtered query reads hundreds of them (the pages stay the
-                    // system's file cache, shared).
+                    // system's file cache, shared). The digests' file changes only when one
+                    // is stored, so its map and cache outlive the commits of events.
                     conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
+                    conn.pragma_update(
+                        Some(rusqlite::DatabaseName::Attached("day_digests")),
+                        "mmap_size",
+                        READ_MMAP_BYTES,
+                    )?;
                     conn
                 }
             };
@@ -290,9 +308,47 @@ impl Store {
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Dialect::Sqlite => {
+                SQLITE_MIGRATIONS.run(&self.pool).await?;
+                self.claim_digests_file().await?;
+            }
             Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
+        Ok(())
+    }
+
+    /// SQLite: creates the digests' table in the digests' file where it has none, and
+    /// empties a file that holds another database's digests (one left beside a database
+    /// file that was deleted and made anew), then records this database as its owner.
+    async fn claim_digests_file(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.execute(DIGESTS_SCHEMA).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let ours = sqlx::query(
+            "SELECT COUNT(*) FROM day_digests.owner o JOIN main.instance i ON o.id = i.id",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get::<i64, _>(0)?;
+        if ours == 0 {
+            let dropped = sqlx::query("DELETE FROM day_digests.digests")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if dropped > 0 {
+                tracing::warn!(
+                    digests = dropped,
+                    "the digests' file belonged to another database; emptied"
+                );
+            }
+            sqlx::query("DELETE FROM day_digests.owner")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO day_digests.owner (id) SELECT id FROM main.instance")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -322,7 +378,11 @@ impl Store {
         if self.dialect != Dialect::Sqlite {
             return Ok(Checkpoint::default());
         }
-        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        // The digests' log: stored digests only, copied back without waiting for anyone.
+        sqlx::query("PRAGMA day_digests.wal_checkpoint(PASSIVE)")
+            .fetch_one(&self.pool)
+            .await?;
+        let row = sqlx::query("PRAGMA main.wal_checkpoint(PASSIVE)")
             .fetch_one(&self.pool)
             .await?;
         let log_pages: i64 = row.try_get(1)?;
@@ -334,7 +394,7 @@ impl Store {
         }
         self.sqlite_write("checkpoint", |conn| {
             conn.busy_timeout(READER_WAIT)?;
-            let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+            let done = conn.query_row("PRAGMA main.wal_checkpoint(RESTART)", [], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
             });
             conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -370,6 +430,40 @@ fn sqlite_pragmas() -> String {
         BUSY_TIMEOUT.as_millis()
     )
 }
+
+/// The file of the stored day digests beside the database file at `path` (`PATH-digests`).
+/// It holds nothing that cannot be built again from the events: deleting it (with the
+/// server stopped) costs only the time to rebuild the digests.
+pub fn digests_path(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-digests");
+    PathBuf::from(name)
+}
+
+/// Attaches the digests' file (created if missing, on a connection that may write).
+const ATTACH_DIGESTS: &str = "ATTACH DATABASE $1 AS day_digests";
+
+/// The digests' file's settings on connections that may write: WAL like the main file, but
+/// a commit need not reach the disk before it returns (a digest lost in a crash is built
+/// again; the file stays consistent either way).
+fn digests_pragmas() -> String {
+    format!(
+        "PRAGMA day_digests.journal_mode = WAL; PRAGMA day_digests.synchronous = NORMAL; \
+         PRAGMA day_digests.journal_size_limit = {WAL_SIZE_LIMIT};"
+    )
+}
+
+/// The digests' file's tables: the digests (see `stats::days`), and the identity of the
+/// database they were built from (`main.instance`).
+const DIGESTS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS day_digests.digests (
+        site_id INTEGER NOT NULL,
+        day     INTEGER NOT NULL,
+        gen     INTEGER NOT NULL,
+        events  INTEGER NOT NULL,
+        data    BLOB    NOT NULL,
+        PRIMARY KEY (site_id, day)
+    );
+    CREATE TABLE IF NOT EXISTS day_digests.owner (id BLOB NOT NULL);";
 
 /// Pages (4 KiB each) the write-ahead log may hold before a checkpoint with the write gate
 /// held makes it start over: 16 MiB.

@@ -689,7 +689,7 @@ async fn sighup_reloads_and_no_secret_is_stored_logged_or_sent() {
         ("log".into(), std::fs::read(&log).expect("log")),
         ("api, webhook and e-mail".into(), shown.into_bytes()),
     ];
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+    for suffix in ["", "-wal", "-shm", "-journal", "-digests", "-digests-wal"] {
         let path = PathBuf::from(format!("{}{suffix}", db_file.display()));
         if let Ok(bytes) = std::fs::read(&path) {
             haystacks.push((path.display().to_string(), bytes));

@@ -1032,6 +1032,100 @@ async fn filtered_queries_count_from_day_digests_postgres() {
     filtered_queries_count_from_day_digests(Kind::Postgres).await;
 }
 
+/// On SQLite the stored digests live in a file of their own beside the database file
+/// (`PATH-digests`). Deleted, it is made anew and the digests are built again; left beside a
+/// database file made anew, it is emptied rather than read (the new database's days have
+/// the same generations and would otherwise find the old digests current).
+#[tokio::test]
+async fn sqlite_digests_live_in_a_file_of_their_own() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let path = std::path::PathBuf::from(db.url.strip_prefix("sqlite://").expect("sqlite url"));
+    let digests_file = ingest_server::store::digests_path(&path);
+    let filters = vec![(Dim::parse("page").expect("dim"), "/pricing".to_string())];
+    let p = params(NOV_1, NOV_1 + 3 * DAY, filters.clone());
+    let fixture = |seed| {
+        let mut events = random_fixture(1, seed);
+        events.retain(|e| e.ts < NOV_1 + (e.visitor - 1) / 1000 * DAY + DAY);
+        events
+    };
+    // Fills a new database (its site is id 1 again), stores its digests and answers the
+    // filtered summary as the raw events do; returns the summary.
+    let fill = |events: Vec<NewEvent>| {
+        let (url, p, filters) = (db.url.clone(), p.clone(), filters.clone());
+        async move {
+            let store = Store::open(&url).await.expect("open store");
+            let (site, _) = store.add_site("example.com").await.expect("site");
+            assert_eq!(site.id, 1);
+            store.insert_events(events).await.expect("insert");
+            roll_up_now(&store).await.expect("roll up");
+            let summary = stats::summary(&store, 1, &p).await.expect("summary");
+            let raw = stats::raw_totals(&store, 1, &filters, p.from, p.to)
+                .await
+                .expect("raw");
+            assert_eq!(
+                (summary.pageviews, summary.visitors, summary.visits),
+                (raw.pageviews, raw.visitors, raw.visits)
+            );
+            assert!(summary.pageviews > 0);
+            store
+        }
+    };
+    let remove_main = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    };
+    let stored = |store: Store| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM day_digests.digests")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count")
+    };
+
+    let store = fill(fixture(0x2545_f491_4f6c_dd1d)).await;
+    assert_eq!(
+        stored(store.clone()).await,
+        6,
+        "both periods' days (all over), stored by the query that built them"
+    );
+    let in_main: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM main.sqlite_master WHERE name = 'digests'")
+            .fetch_one(&store.pool)
+            .await
+            .expect("schema");
+    assert_eq!(in_main, 0, "no digests in the database file");
+    let first = stats::summary(&store, 1, &p).await.expect("summary");
+    store.close().await;
+    assert!(digests_file.metadata().expect("digests file").len() > 0);
+
+    // The digests' file deleted: made anew, the digests built again, the same answer.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", digests_file.display()));
+    }
+    let store = Store::open(&db.url).await.expect("open store");
+    assert_eq!(stored(store.clone()).await, 0);
+    let built = store.days.built();
+    assert_eq!(stats::summary(&store, 1, &p).await.expect("summary"), first);
+    assert_eq!(store.days.built() - built, 6, "both periods' days built");
+    assert_eq!(stored(store.clone()).await, 6);
+    store.close().await;
+
+    // A new database file with other events beside the old digests' file: the digests are
+    // dropped when it opens, and its answers are its own events' (`fill` checks them).
+    remove_main();
+    let other = fixture(0x9e37_79b9_7f4a_7c15);
+    let store = Store::open(&db.url).await.expect("open store");
+    assert_eq!(
+        stored(store.clone()).await,
+        0,
+        "the old database's digests dropped"
+    );
+    store.close().await;
+    let store = fill(other).await;
+    assert_ne!(stats::summary(&store, 1, &p).await.expect("summary"), first);
+    store.close().await;
+}
+
 /// Today's digest follows new events: the first filtered query reads the day so far, a
 /// later one (on SQLite) only what was stored since; the answers are those of the raw
 /// events each time.
