@@ -14,7 +14,7 @@
 //! [`count_day`] counts exactly what [`super::raw::aggregate`] counts from the same events
 //! (the tests hold one against the other).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use super::raw::Raw;
 use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
 
 /// The format of an encoded digest; a stored digest of another format is built again.
-pub const FORMAT: u8 = 6;
+pub const FORMAT: u8 = 7;
 /// "No value" in a column of dictionary ids.
 const NONE: u32 = u32::MAX;
 /// The group of ungrouped counts.
@@ -308,12 +308,18 @@ impl Columns {
             }
         }
         d.ev_props.push(0);
-        for (ev, vi, si) in &raw.events {
-            if ev.kind == EvKind::Engagement {
-                continue;
-            }
+        // Events visit by visit (each visit's in time order), so that a visitor's events
+        // come one after the other: a count tells what it saw in a visit or of a visitor
+        // by comparing with the last one (see `count_day`).
+        let mut events: Vec<(u32, usize)> = (raw.events.iter().enumerate())
+            .filter(|(_, (ev, _, _))| ev.kind != EvKind::Engagement)
+            .map(|(i, (_, vi, si))| ((first_visit[*vi] + si) as u32, i))
+            .collect();
+        events.sort_by_key(|(visit, _)| *visit);
+        for (visit, i) in events {
+            let ev = &raw.events[i].0;
             d.ev_ts.push(offset(ev.ts, day));
-            d.ev_visit.push((first_visit[*vi] + si) as u32);
+            d.ev_visit.push(visit);
             d.ev_custom.push(ev.kind == EvKind::Event);
             d.ev_path.push(strings.id(&ev.path));
             d.ev_name.push(strings.opt(ev.name.as_deref()));
@@ -839,11 +845,14 @@ pub fn count_day(
         .iter()
         .any(|(dim, _)| matches!(dim, EventDim::Page));
     let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
-    let mut seen_pages = Seen::new(if page_fixed { visits } else { 0 }, events);
+    // Events come visit by visit, a visitor's visits one after the other (`Columns::build`):
+    // a pair was seen before when the value's last visit or visitor is this one.
+    let mut seen_pages = Seen::new(if page_fixed { visits } else { 0 });
+    let mut page_last_visit = LastSeen::new(if page_fixed { 0 } else { d.len(ENDS) });
     // A visitor counts once per value of the group; ungrouped, one flag per visitor (a
     // day's visitors are numbered from 0, fewer than its visits).
-    let mut seen_visitors = Seen::new(if group.is_none() { visits } else { 0 }, events);
-    let pair = |a: u32, b: u32| u64::from(a) << 32 | u64::from(b);
+    let mut seen_visitors = Seen::new(if group.is_none() { visits } else { 0 });
+    let mut value_last_visitor = LastSeen::new(if group.is_none() { 0 } else { d.len(ENDS) });
     for k in 0..events {
         let e = picked.as_ref().map_or(k, |p| p[k] as usize);
         let v = d.get(EV_VISIT, e) as usize;
@@ -875,11 +884,11 @@ pub fn count_day(
         let pageview = d.get(EV_CUSTOM, e) == 0;
         if pageview {
             c.pageviews += 1;
-            let page = match page_fixed {
-                true => v as u64,
-                false => pair(v as u32, d.get(EV_PATH, e)),
+            let first = match page_fixed {
+                true => seen_pages.insert(v),
+                false => page_last_visit.first(d.get(EV_PATH, e), v as u32),
             };
-            if seen_pages.insert(page) {
+            if first {
                 c.unique_pageviews += 1;
                 if by_page {
                     c.visits += 1;
@@ -888,13 +897,16 @@ pub fn count_day(
         } else {
             c.events += 1;
         }
-        let visitor = d.get(VISIT_VISITOR, v);
-        let visitor = match group {
-            None => u64::from(visitor),
-            Some(_) => pair(visitor, g),
-        };
-        if (pageview || !by_page) && seen_visitors.insert(visitor) {
-            c.visitors += 1;
+        // By page, a visitor counts for the pages viewed (a custom event has a page too).
+        if pageview || !by_page {
+            let visitor = d.get(VISIT_VISITOR, v);
+            let first = match group {
+                None => seen_visitors.insert(visitor as usize),
+                Some(_) => value_last_visitor.first(g, visitor),
+            };
+            if first {
+                c.visitors += 1;
+            }
         }
     }
     for (v, was_matched) in matched.iter().enumerate() {
@@ -932,42 +944,49 @@ pub fn count_day(
     }
 }
 
-/// Keys seen so far: a flag each below `dense`, a hash set for the others.
-struct Seen {
-    dense: Vec<bool>,
-    sparse: HashSet<u64, Fast>,
-}
+/// Numbers seen so far, a flag each (a number past them counts as new each time).
+struct Seen(Vec<bool>);
 
 impl Seen {
-    /// Flags for the keys below `dense`; room in the hash set for `keys` without them.
-    fn new(dense: usize, keys: usize) -> Seen {
-        Seen {
-            dense: vec![false; dense],
-            sparse: match dense {
-                0 => HashSet::with_capacity_and_hasher(keys, Fast::default()),
-                _ => HashSet::default(),
-            },
-        }
+    fn new(numbers: usize) -> Seen {
+        Seen(vec![false; numbers])
     }
 
-    /// Whether `key` is new.
+    /// Whether `n` is new.
     #[inline]
-    fn insert(&mut self, key: u64) -> bool {
-        match usize::try_from(key)
-            .ok()
-            .and_then(|k| self.dense.get_mut(k))
-        {
-            Some(seen) => !std::mem::replace(seen, true),
-            None => self.sparse.insert(key),
+    fn insert(&mut self, n: usize) -> bool {
+        self.0
+            .get_mut(n)
+            .is_none_or(|seen| !std::mem::replace(seen, true))
+    }
+}
+
+/// Per value id, the last owner (a visit, a visitor) seen with it: pairs of a value and an
+/// owner are told apart without a hash set when each owner's pairs come one after the other.
+struct LastSeen(Vec<u32>);
+
+impl LastSeen {
+    fn new(values: usize) -> LastSeen {
+        LastSeen(vec![u32::MAX; values])
+    }
+
+    /// Whether `value` is new for `owner` (the owners coming one after the other).
+    #[inline]
+    fn first(&mut self, value: u32, owner: u32) -> bool {
+        match self.0.get_mut(value as usize) {
+            Some(last) => std::mem::replace(last, owner) != owner,
+            None => true,
         }
     }
 }
 
-/// A day's counts per (bucket, value id of the group). A value's last cell is found by its
-/// id (events come in time order: a value's bucket seldom changes within a day), the others
-/// by hash.
+/// A day's counts per (bucket, value id of the group). The ungrouped counts are found by
+/// their bucket; a value's last cell by its id (a breakdown has one bucket), the others by
+/// hash.
 struct Cells {
-    /// Per value id + 1 (0: the ungrouped counts), its last cell.
+    /// Per bucket, its ungrouped cell.
+    ungrouped: Vec<u32>,
+    /// Per value id, its last cell.
     last: Vec<u32>,
     cells: Vec<((usize, u32), Counts)>,
     index: HashMap<(usize, u32), u32, Fast>,
@@ -977,7 +996,8 @@ impl Cells {
     /// For value ids below `values`.
     fn new(values: usize) -> Cells {
         Cells {
-            last: vec![u32::MAX; values + 1],
+            ungrouped: Vec::new(),
+            last: vec![u32::MAX; values],
             cells: Vec::new(),
             index: HashMap::default(),
         }
@@ -985,17 +1005,30 @@ impl Cells {
 
     #[inline]
     fn get(&mut self, b: usize, g: u32) -> &mut Counts {
-        let slot = if g == ALL { 0 } else { g as usize + 1 };
-        let last = self.last.get(slot).copied().unwrap_or(u32::MAX) as usize;
+        let next = self.cells.len() as u32;
+        if g == ALL {
+            if b >= self.ungrouped.len() {
+                self.ungrouped.resize(b + 1, u32::MAX);
+            }
+            let i = match self.ungrouped[b] {
+                u32::MAX => {
+                    self.cells.push(((b, g), Counts::default()));
+                    self.ungrouped[b] = next;
+                    next
+                }
+                i => i,
+            };
+            return &mut self.cells[i as usize].1;
+        }
+        let last = self.last.get(g as usize).copied().unwrap_or(u32::MAX) as usize;
         if self.cells.get(last).is_some_and(|(key, _)| *key == (b, g)) {
             return &mut self.cells[last].1;
         }
-        let next = self.cells.len() as u32;
         let i = *self.index.entry((b, g)).or_insert(next);
         if i == next {
             self.cells.push(((b, g), Counts::default()));
         }
-        if let Some(l) = self.last.get_mut(slot) {
+        if let Some(l) = self.last.get_mut(g as usize) {
             *l = i;
         }
         &mut self.cells[i as usize].1
@@ -1172,6 +1205,32 @@ mod tests {
         assert!(Digest::decode(&bytes).is_some());
         bytes[9 + 8] = 3;
         assert!(Digest::decode(&bytes).is_none());
+    }
+
+    #[test]
+    fn events_are_stored_visit_by_visit_and_visitor_by_visitor() {
+        let day = 20_000 * DAY_MS;
+        let d = Digest::build(day, &raw::sessionise(day_events(day)));
+        let events = d.len(EV_TS);
+        assert!(events > 100 && d.len(VISIT_START) > 10);
+        let (mut visits, mut visitors) = (0, 0);
+        for e in 1..events {
+            let (v0, v1) = (d.get(EV_VISIT, e - 1), d.get(EV_VISIT, e));
+            assert!(v0 <= v1, "visit {v1} after {v0}");
+            let (p0, p1) = (v0 as usize, v1 as usize);
+            let (w0, w1) = (d.get(VISIT_VISITOR, p0), d.get(VISIT_VISITOR, p1));
+            assert!(w0 <= w1, "visitor {w1} after {w0}");
+            if v0 == v1 {
+                assert!(
+                    d.get(EV_TS, e - 1) <= d.get(EV_TS, e),
+                    "a visit's events in time order"
+                );
+            }
+            visits += usize::from(v0 != v1);
+            visitors += usize::from(w0 != w1);
+        }
+        // The fixture has visitors with several visits.
+        assert!(visits > visitors && visitors > 1, "{visits} {visitors}");
     }
 
     #[test]
