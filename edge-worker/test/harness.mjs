@@ -98,9 +98,9 @@ export class Ingest {
   allLogs() {
     return this.logs + (this.proc ? this.proc.output : '');
   }
-  /** The database files' bytes (main file, WAL, shared memory). */
+  /** The database files' bytes (main file, WAL, shared memory, the digests' file and its WAL). */
   databaseBytes() {
-    return ['', '-wal', '-shm']
+    return ['', '-wal', '-shm', '-digests', '-digests-wal']
       .map((s) => this.db + s)
       .filter(existsSync)
       .map((p) => readFileSync(p));
