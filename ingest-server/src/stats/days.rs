@@ -7,7 +7,8 @@
 //! after), and a digest is used only while its `gen` is the day's: a digest is built from
 //! the events and the `gen` of one snapshot, so an event stored after it was read moves the
 //! `gen` past it once counted. A filtered answer is therefore as current as an unfiltered
-//! one (both follow the rollup worker).
+//! one (both follow the rollup worker). A day that is over and has no `gen` has no counted
+//! event: it is neither read nor built.
 //!
 //! Decoded digests are kept in memory for the queries that follow (an admin page view asks
 //! eight at once): the first query that needs a day builds or reads it, the others wait for
@@ -830,7 +831,12 @@ pub async fn aggregate(
         Some(&last) if last + DAY_MS > now_ms => Some(last),
         _ => None,
     };
-    let closed = &days[..days.len() - usize::from(open.is_some())];
+    // A day that is over and has no `gen` has no counted event: nothing to read or build.
+    let closed: Vec<i64> = days[..days.len() - usize::from(open.is_some())]
+        .iter()
+        .copied()
+        .filter(|day| gens.contains_key(day))
+        .collect();
     let mut chunks: Vec<Option<&[i64]>> = closed.chunks(CHUNK_DAYS).map(Some).collect();
     if open.is_some() {
         chunks.push(None);
