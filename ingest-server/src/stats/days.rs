@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use super::digest::{count_day, flatten, Acc, Digest, Layout, Needs, HEAD};
+use super::digest::{count_day, flatten, Acc, Digest, Layout, Want, HEAD};
 use super::params::Dim;
 use super::raw;
 use crate::rollup::model::{floor_day, Counts, DAY_MS};
@@ -244,14 +244,14 @@ fn build(day: i64, evs: Vec<crate::rollup::model::Ev>) -> Digest {
 type Wanted = (i64, Option<(i64, Arc<Digest>)>);
 
 /// SQLite: reads or builds the digests of `days`, in one read transaction (one snapshot of
-/// the events and the `gen`s). Of a stored digest only the pieces `needs` are read, with
+/// the events and the `gen`s). Of a stored digest only what `want` says is read, with
 /// SQLite's incremental blob reads, and only those missing from the one in memory (a
 /// filter on the page reads less than half of a day's bytes).
 fn load_sqlite(
     conn: &rusqlite::Connection,
     site_id: i64,
     days: &[Wanted],
-    needs: Needs,
+    want: &Want,
 ) -> Result<Vec<Loaded>, StoreError> {
     let tx = conn.unchecked_transaction()?;
     let mut gen_stmt =
@@ -301,7 +301,9 @@ fn load_sqlite(
             if let Some(layout) = layout {
                 let have = have.as_ref().filter(|(g, _)| *g == gen);
                 let mut read = 0;
-                let digest = Digest::read(layout, needs, have.map(|(_, d)| &**d), |at, buf| {
+                let path = want.path.as_deref();
+                let have = have.map(|(_, d)| &**d);
+                let digest = Digest::read(layout, want.needs, path, have, |at, buf| {
                     read += buf.len();
                     b.raw_read_at_exact(buf, at)
                 })?;
@@ -464,22 +466,23 @@ async fn fetch(
     store: &Store,
     site_id: i64,
     mut days: Vec<Wanted>,
-    needs: Needs,
+    want: Want,
     split: bool,
 ) -> Result<Vec<Loaded>, StoreError> {
     match store.dialect {
         Dialect::Sqlite if split && days.len() >= 2 => {
             let second = days.split_off(days.len().div_ceil(2));
+            let other = want.clone();
             let (mut first, second) = tokio::try_join!(
-                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &days, needs)),
-                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &second, needs)),
+                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &days, &want)),
+                store.sqlite_read(move |conn| load_sqlite(conn, site_id, &second, &other)),
             )?;
             first.extend(second);
             Ok(first)
         }
         Dialect::Sqlite => {
             store
-                .sqlite_read(move |conn| load_sqlite(conn, site_id, &days, needs))
+                .sqlite_read(move |conn| load_sqlite(conn, site_id, &days, &want))
                 .await
         }
         Dialect::Postgres => {
@@ -537,7 +540,7 @@ pub async fn warm(store: &Store, limit: i64) -> Result<usize, StoreError> {
     for (site_id, mut days) in by_site {
         days.sort_unstable();
         let days = days.into_iter().map(|day| (day, None)).collect();
-        for l in fetch(store, site_id, days, Needs::ALL, false).await? {
+        for l in fetch(store, site_id, days, Want::ALL, false).await? {
             if l.built {
                 store.days.built.fetch_add(1, Ordering::Relaxed);
                 store_digest(store, site_id, &l).await?;
@@ -554,7 +557,7 @@ async fn digests(
     site_id: i64,
     days: &[i64],
     gens: &HashMap<i64, i64>,
-    needs: Needs,
+    want: &Want,
     now_ms: i64,
 ) -> Result<Vec<Arc<Digest>>, StoreError> {
     let cache = &store.days;
@@ -567,7 +570,7 @@ async fn digests(
         let gen = gens.get(&days[i]).copied().unwrap_or(0);
         slot.digest
             .as_ref()
-            .is_some_and(|(g, d)| *g == gen && d.held().covers(needs))
+            .is_some_and(|(g, d)| *g == gen && want.met_by(d))
     };
     let missing: Vec<(usize, i64)> = slots
         .iter()
@@ -588,8 +591,14 @@ async fn digests(
             let gen = gens.get(day).copied().unwrap_or(0);
             have.as_ref().is_some_and(|(g, _)| *g == gen)
         });
-        let needs = if partial { Needs::ALL } else { needs };
-        let loaded = fetch(store, site_id, wanted, needs, true).await?;
+        let want = match partial {
+            true => Want {
+                needs: Want::ALL.needs,
+                path: want.path.clone(),
+            },
+            false => want.clone(),
+        };
+        let loaded = fetch(store, site_id, wanted, want, true).await?;
         for ((i, day), l) in missing.into_iter().zip(loaded) {
             let counter = if l.built { &cache.built } else { &cache.read };
             counter.fetch_add(1, Ordering::Relaxed);
@@ -825,7 +834,7 @@ pub async fn aggregate(
     let filters: Arc<[(Dim, String)]> = filters.into();
     let group = group.cloned();
     let starts: Option<Arc<[i64]>> = starts.map(Into::into);
-    let needs = Needs::of(&filters, group.as_ref());
+    let want = Want::of(&filters, group.as_ref());
     // The day not over yet is read in part (see `open_digest`).
     let open = match days.last() {
         Some(&last) if last + DAY_MS > now_ms => Some(last),
@@ -847,7 +856,7 @@ pub async fn aggregate(
     let mut out = Acc::default();
     for chunk in chunks {
         let loaded = match (chunk, open) {
-            (Some(chunk), _) => digests(store, site_id, chunk, &gens, needs, now_ms).await?,
+            (Some(chunk), _) => digests(store, site_id, chunk, &gens, &want, now_ms).await?,
             (None, Some(day)) => {
                 let gen = gens.get(&day).copied().unwrap_or(0);
                 vec![open_digest(store, site_id, day, gen).await?]

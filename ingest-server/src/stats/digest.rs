@@ -7,6 +7,9 @@
 //! The stored form starts with a directory of its pieces (the strings' text, then each
 //! column), so that a query can read only the pieces it counts with ([`Needs`]): a filter on
 //! the page reads none of the eleven visit-level columns, which are half of a day's bytes.
+//! The events are stored path by path, so that a filter on the page also reads the values
+//! of its own events only ([`Want`]), one stretch of each event column: on a year of
+//! 10 million events, a filter on a page with a few percent of them reads half the bytes.
 //!
 //! A visitor id lives one UTC day (its salt rotates daily), so the visits of a day are
 //! complete within its digest and days can be counted one after the other.
@@ -23,7 +26,7 @@ use super::raw::Raw;
 use crate::rollup::model::{Counts, EvKind, DAY_MS, VISIT_DIMS};
 
 /// The format of an encoded digest; a stored digest of another format is built again.
-pub const FORMAT: u8 = 7;
+pub const FORMAT: u8 = 8;
 /// "No value" in a column of dictionary ids.
 const NONE: u32 = u32::MAX;
 /// The group of ungrouped counts.
@@ -122,6 +125,36 @@ impl Needs {
     }
 }
 
+/// What a query reads of each day: the pieces it counts with and, with a filter on the
+/// page, that path (whose events alone it then reads, see [`Digest::read`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    pub needs: Needs,
+    pub path: Option<Arc<str>>,
+}
+
+impl Want {
+    /// Every piece, whole.
+    pub const ALL: Want = Want {
+        needs: Needs::ALL,
+        path: None,
+    };
+
+    /// What [`count_day`] reads to count with `filters`, grouped by `group`.
+    pub fn of(filters: &[(Dim, String)], group: Option<&Dim>) -> Want {
+        let path = filters.iter().find(|(dim, _)| dim.as_str() == "page");
+        Want {
+            needs: Needs::of(filters, group),
+            path: path.map(|(_, value)| value.as_str().into()),
+        }
+    }
+
+    /// Whether `d` holds what this reads.
+    pub fn met_by(&self, d: &Digest) -> bool {
+        d.held.covers(self.needs) && d.fits(self.path.as_deref())
+    }
+}
+
 /// One site's counted events of one UTC day, read in place from its stored form (or from
 /// the pieces of it a query read): values are read at their stored width, without copying
 /// or widening the columns (a year's filtered query reads 365 of them; widening every column
@@ -137,9 +170,22 @@ pub struct Digest {
     cols: [Col; PIECES],
     /// The pieces held.
     held: Needs,
+    /// When the event pieces held are those of one path's events only: that path.
+    window: Option<Window>,
     /// Where each piece is in the stored form.
     layout: Layout,
 }
+
+/// The events of one path, for which alone a digest's event pieces were read.
+#[derive(Debug, Clone, PartialEq)]
+struct Window {
+    path: Box<str>,
+    /// Its events (none when the day never saw the path).
+    events: std::ops::Range<usize>,
+}
+
+/// The pieces of one value per event.
+const EVENT_PIECES: [usize; 6] = [EV_TS, EV_VISIT, EV_PATH, EV_NAME, EV_PROPS, EV_CUSTOM];
 
 /// A piece of a digest: where its values start (in the stored form), how many there are
 /// and their width (1, 2 or 4 bytes, little endian; the width's largest number stands for
@@ -149,6 +195,8 @@ struct Col {
     at: usize,
     len: usize,
     width: u8,
+    /// The index of its first value (not 0 for an event piece read for one path only).
+    first: usize,
 }
 
 impl Default for Col {
@@ -157,6 +205,7 @@ impl Default for Col {
             at: 0,
             len: 0,
             width: 1,
+            first: 0,
         }
     }
 }
@@ -193,7 +242,12 @@ impl Layout {
                 return None;
             }
             end = at.checked_add(len.checked_mul(usize::from(width))?)?;
-            *c = Col { at, len, width };
+            *c = Col {
+                at,
+                len,
+                width,
+                first: 0,
+            };
         }
         let (visits, events) = (cols[VISIT_START].len, cols[EV_TS].len);
         let visit_pieces = [VISIT_DURATION, VISIT_VISITOR, VISIT_BOUNCE];
@@ -331,7 +385,34 @@ impl Columns {
             d.ev_props.push(d.prop_keys.len() as u32);
         }
         d.set_strings(strings.list);
+        d.order_by_path();
         d
+    }
+
+    /// Orders the events path by path (the paths' ids follow their text), each path's
+    /// events visit by visit and each visit's in time order: a filter on the page then
+    /// finds its events one after the other, and a query reads only those
+    /// ([`Digest::read`]).
+    fn order_by_path(&mut self) {
+        let mut order: Vec<usize> = (0..self.ev_ts.len()).collect();
+        // Stable: the events of a path and visit keep their time order.
+        order.sort_by_key(|e| (self.ev_path[*e], self.ev_visit[*e]));
+        let pick = |column: &[u32]| order.iter().map(|e| column[*e]).collect::<Vec<u32>>();
+        self.ev_ts = pick(&self.ev_ts);
+        self.ev_visit = pick(&self.ev_visit);
+        self.ev_path = pick(&self.ev_path);
+        self.ev_name = pick(&self.ev_name);
+        self.ev_custom = order.iter().map(|e| self.ev_custom[*e]).collect();
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        let mut props = Vec::with_capacity(self.ev_props.len());
+        props.push(0);
+        for e in &order {
+            let range = self.ev_props[*e] as usize..self.ev_props[*e + 1] as usize;
+            keys.extend_from_slice(&self.prop_keys[range.clone()]);
+            values.extend_from_slice(&self.prop_values[range]);
+            props.push(keys.len() as u32);
+        }
+        (self.ev_props, self.prop_keys, self.prop_values) = (props, keys, values);
     }
 
     /// Stores `list` sorted, and renumbers every column to match.
@@ -397,7 +478,12 @@ impl Columns {
         let mut cols = [Col::default(); PIECES];
         let mut at = HEAD;
         for (c, (len, width)) in cols.iter_mut().zip(dir) {
-            *c = Col { at, len, width };
+            *c = Col {
+                at,
+                len,
+                width,
+                first: 0,
+            };
             at = c.end();
         }
         let mut out = Layout { day, cols }.head();
@@ -428,7 +514,7 @@ impl Digest {
     /// The stored form (of a digest that holds every piece).
     pub fn encode(&self) -> Vec<u8> {
         assert!(
-            self.held == Needs::ALL,
+            self.held == Needs::ALL && self.window.is_none(),
             "a digest read in part is not stored"
         );
         let mut out = self.layout.head();
@@ -445,7 +531,7 @@ impl Digest {
     /// but never a panic.
     pub fn decode(bytes: &[u8]) -> Option<Digest> {
         let layout = Layout::read(bytes.get(..HEAD)?, bytes.len())?;
-        let read = Digest::read(layout, Needs::ALL, None, |at, buf| {
+        let read = Digest::read(layout, Needs::ALL, None, None, |at, buf| {
             Ok::<_, std::convert::Infallible>(buf.write_copy_of_slice(&bytes[at..at + buf.len()]))
         });
         read.ok().flatten()
@@ -456,49 +542,109 @@ impl Digest {
     /// or taken from `have` where that digest, read from the same stored form, holds it
     /// already. `None` when the strings read do not hold together.
     ///
+    /// With `path` (a query's filter on the page), the pieces of one value per event are
+    /// read for that path's events only: they come one after the other (`Columns::build`),
+    /// and are found by a binary search of the stored paths. Such a digest counts only
+    /// queries with that filter ([`Digest::fits`]). What `have` holds decides: its pieces
+    /// are added to as they were read (whole, or for the same path).
+    ///
     /// The buffers are not zeroed first (that cost as much as a tenth of a filtered query):
     /// `read` writes every byte and hands back the same bytes as initialised.
     pub fn read<E>(
         layout: Layout,
         want: Needs,
+        path: Option<&str>,
         have: Option<&Digest>,
         mut read: impl for<'a> FnMut(usize, &'a mut [MaybeUninit<u8>]) -> Result<&'a mut [u8], E>,
     ) -> Result<Option<Digest>, E> {
-        let have = have.filter(|h| h.layout == layout);
+        let have = have.filter(|h| h.layout == layout && h.fits(path));
         let held = have.map_or(want, |h| want.union(h.held));
-        let mut data: [Arc<[u8]>; PIECES] = std::array::from_fn(|_| Arc::from([]));
-        let mut cols = [Col::default(); PIECES];
-        for p in (0..PIECES).filter(|p| held.has(*p)) {
-            data[p] = match have.filter(|h| h.held.has(p)) {
-                Some(h) => h.data[p].clone(),
-                None => {
-                    let from = layout.range(p);
-                    let mut piece = Arc::<[u8]>::new_uninit_slice(from.len());
-                    let buf = Arc::get_mut(&mut piece).expect("a new piece is not shared");
-                    let start = buf.as_ptr().cast::<u8>();
-                    let filled = read(from.start, buf)?;
-                    assert!(
-                        std::ptr::eq(filled.as_ptr(), start) && filled.len() == from.len(),
-                        "a piece read somewhere else than into its buffer"
-                    );
-                    // SAFETY: `read` returned a `&mut [u8]` over exactly this buffer, so
-                    // every byte of it is initialised.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        piece.assume_init()
-                    }
-                }
-            };
-            cols[p] = layout.cols[p];
-        }
-        let d = Digest {
+        let mut d = Digest {
             day: layout.day,
-            data,
-            cols,
+            data: std::array::from_fn(|_| Arc::from([])),
+            cols: [Col::default(); PIECES],
             held,
+            window: None,
             layout,
         };
+        let per_event = |p: &usize| EVENT_PIECES.contains(p);
+        for p in (0..PIECES).filter(|p| held.has(*p)) {
+            if let Some(h) = have.filter(|h| h.held.has(p)) {
+                (d.data[p], d.cols[p]) = (h.data[p].clone(), h.cols[p]);
+            } else if !per_event(&p) {
+                d.data[p] = read_piece(layout.range(p), &mut read)?;
+                d.cols[p] = layout.cols[p];
+            }
+        }
+        d.window = match (have, path) {
+            (Some(h), _) => h.window.clone(),
+            (None, Some(path)) if held.covers(Needs(1 << TEXT | 1 << ENDS)) => {
+                let events = match d.lookup(path) {
+                    Some(id) => {
+                        let col = layout.cols[EV_PATH];
+                        let mut below = |i: usize, inclusive: bool| -> Result<bool, E> {
+                            let w = usize::from(col.width);
+                            let mut buf = [MaybeUninit::uninit(); 4];
+                            let value = word(read(col.at + i * w, &mut buf[..w])?);
+                            Ok(value < id || inclusive && value == id)
+                        };
+                        let start = partition(col.len, |i| below(i, false))?;
+                        let end = partition(col.len, |i| below(i, true))?;
+                        start..end.max(start)
+                    }
+                    None => 0..0,
+                };
+                Some(Window {
+                    path: path.into(),
+                    events,
+                })
+            }
+            (None, _) => None,
+        };
+        for p in EVENT_PIECES.iter().filter(|p| held.has(**p)) {
+            if have.is_some_and(|h| h.held.has(*p)) {
+                continue;
+            }
+            let mut col = layout.cols[*p];
+            if let Some(events) = d.window.as_ref().map(|w| w.events.clone()) {
+                let w = usize::from(col.width);
+                let extra = usize::from(*p == EV_PROPS);
+                col = Col {
+                    at: col.at + events.start * w,
+                    len: events.len() + extra,
+                    width: col.width,
+                    first: events.start,
+                };
+            }
+            d.data[*p] = read_piece(col.at..col.end(), &mut read)?;
+            d.cols[*p] = col;
+        }
         Ok(d.strings_hold().then_some(d))
+    }
+
+    /// Whether it counts queries with a filter on `path` (or none): its event pieces are
+    /// whole, or those of that path's events.
+    pub fn fits(&self, path: Option<&str>) -> bool {
+        self.window.as_ref().is_none_or(|w| path == Some(&*w.path))
+    }
+
+    /// The events of `path` (an id of its strings): they come one after the other.
+    fn path_events(&self, path: u32) -> std::ops::Range<usize> {
+        if let Some(w) = &self.window {
+            let held = self.lookup(&w.path) == Some(path);
+            return if held { w.events.clone() } else { 0..0 };
+        }
+        let events = self.len(EV_PATH);
+        let below = |inclusive: bool| {
+            let found = partition(events, |e| {
+                let value = self.get(EV_PATH, e);
+                Ok::<_, std::convert::Infallible>(value < path || inclusive && value == path)
+            });
+            let Ok(at) = found;
+            at
+        };
+        let (start, end) = (below(false), below(true));
+        start..end.max(start)
     }
 
     /// The strings' ends ascending, within the text, on character boundaries (when held).
@@ -536,6 +682,7 @@ impl Digest {
     #[inline(always)]
     fn get(&self, p: usize, i: usize) -> u32 {
         let c = self.cols[p];
+        let i = i.wrapping_sub(c.first);
         if i >= c.len {
             return NONE;
         }
@@ -562,7 +709,7 @@ impl Digest {
     /// The positions in piece `p` that hold `want`, in one pass over its bytes.
     fn positions(&self, p: usize, want: u32) -> Vec<u32> {
         let bytes = &self.data[p][..];
-        match self.cols[p].width {
+        let mut found = match self.cols[p].width {
             1 => match u8::try_from(want) {
                 Ok(w) if w != 0xFF => positions_of(bytes, [w]),
                 _ => Vec::new(),
@@ -572,11 +719,18 @@ impl Digest {
                 _ => Vec::new(),
             },
             _ => positions_of(bytes, want.to_le_bytes()),
+        };
+        let first = self.cols[p].first as u32;
+        if first > 0 {
+            found.iter_mut().for_each(|i| *i += first);
         }
+        found
     }
 
     /// Calls `f` with each position of piece `p` and its value, in one pass over its bytes.
     fn for_each(&self, p: usize, mut f: impl FnMut(usize, u32)) {
+        let first = self.cols[p].first;
+        let mut f = |i: usize, v: u32| f(first + i, v);
         let bytes = &self.data[p][..];
         match self.cols[p].width {
             1 => bytes.iter().enumerate().for_each(|(i, b)| match b {
@@ -646,6 +800,50 @@ impl Digest {
             _ => NONE,
         }
     }
+}
+
+/// Reads the bytes `from` of a stored form with `read`, into a buffer of their size.
+fn read_piece<E>(
+    from: std::ops::Range<usize>,
+    read: &mut impl for<'a> FnMut(usize, &'a mut [MaybeUninit<u8>]) -> Result<&'a mut [u8], E>,
+) -> Result<Arc<[u8]>, E> {
+    let mut piece = Arc::<[u8]>::new_uninit_slice(from.len());
+    let buf = Arc::get_mut(&mut piece).expect("a new piece is not shared");
+    let start = buf.as_ptr().cast::<u8>();
+    let filled = read(from.start, buf)?;
+    assert!(
+        std::ptr::eq(filled.as_ptr(), start) && filled.len() == from.len(),
+        "a piece read somewhere else than into its buffer"
+    );
+    // SAFETY: `read` returned a `&mut [u8]` over exactly this buffer, so every byte of it
+    // is initialised.
+    #[allow(unsafe_code)]
+    Ok(unsafe { piece.assume_init() })
+}
+
+/// A stored value of 1, 2 or 4 bytes (the width's largest number: [`NONE`]).
+fn word(bytes: &[u8]) -> u32 {
+    match *bytes {
+        [0xFF] | [0xFF, 0xFF] => NONE,
+        [b] => u32::from(b),
+        [a, b] => u32::from(u16::from_le_bytes([a, b])),
+        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
+        _ => NONE,
+    }
+}
+
+/// The first of `0..len` for which `below` is false (`below` true up to some point, then
+/// false), in a binary search.
+fn partition<E>(len: usize, mut below: impl FnMut(usize) -> Result<bool, E>) -> Result<usize, E> {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match below(mid)? {
+            true => lo = mid + 1,
+            false => hi = mid,
+        }
+    }
+    Ok(lo)
 }
 
 /// Appends a column's values at the fewest bytes that hold them; returns that width.
@@ -762,7 +960,7 @@ pub fn count_day(
     }
     // Counting without a piece would count wrong; the loaders read what this needs.
     assert!(
-        d.held.covers(Needs::of(filters, group)),
+        Want::of(filters, group).met_by(d),
         "a digest counted without the pieces it needs"
     );
     // Every filter must be met; a value the day never saw is met by nothing.
@@ -819,7 +1017,7 @@ pub fn count_day(
     let picked_by_page = picking.filter(|i| matches!(event_filters[*i].0, EventDim::Page));
     let picked = picking
         .map(|i| match event_filters[i] {
-            (EventDim::Page, want) => d.positions(EV_PATH, want),
+            (EventDim::Page, want) => d.path_events(want).map(|e| e as u32).collect(),
             (_, want) => d.positions(EV_NAME, want),
         })
         .or_else(|| {
@@ -845,14 +1043,32 @@ pub fn count_day(
         .iter()
         .any(|(dim, _)| matches!(dim, EventDim::Page));
     let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
-    // Events come visit by visit, a visitor's visits one after the other (`Columns::build`):
-    // a pair was seen before when the value's last visit or visitor is this one.
+    // Events come path by path, each path's visit by visit, a visitor's visits one after
+    // the other (`Columns::build`): a pair of a page and a visit, or of a page and a
+    // visitor, was seen before when the page's last visit or visitor is this one.
     let mut seen_pages = Seen::new(if page_fixed { visits } else { 0 });
     let mut page_last_visit = LastSeen::new(if page_fixed { 0 } else { d.len(ENDS) });
-    // A visitor counts once per value of the group; ungrouped, one flag per visitor (a
-    // day's visitors are numbered from 0, fewer than its visits).
-    let mut seen_visitors = Seen::new(if group.is_none() { visits } else { 0 });
-    let mut value_last_visitor = LastSeen::new(if group.is_none() { 0 } else { d.len(ENDS) });
+    // A visitor counts once per value of the group, in the bucket of its first counted
+    // event. Within one path (a page filter's events, or by page) they are counted as
+    // they come: ungrouped, one flag per visitor (a day's visitors are numbered from 0,
+    // fewer than its visits).
+    let in_order = page_fixed || by_page;
+    let mut seen_visitors = Seen::new(if in_order && group.is_none() {
+        visits
+    } else {
+        0
+    });
+    let mut value_last_visitor = LastSeen::new(match in_order && group.is_some() {
+        true => d.len(ENDS),
+        false => 0,
+    });
+    // Across paths, the first counted event of each visit is kept (its time after the
+    // day's start), and the visits are gone through in order after the events...
+    let per_visit = !in_order && !matches!(group, Some(Resolved::Event(_)));
+    let mut first_in_visit = vec![NONE; if per_visit { visits } else { 0 }];
+    // ...or, for an event's value (a name, a prop), the first counted event of each pair
+    // of a value and a visitor, as (visit, time).
+    let mut first_of_pair: HashMap<(u32, u32), u64, Fast> = HashMap::default();
     for k in 0..events {
         let e = picked.as_ref().map_or(k, |p| p[k] as usize);
         let v = d.get(EV_VISIT, e) as usize;
@@ -867,7 +1083,8 @@ pub fn count_day(
         if let Some(m) = matched.get_mut(v) {
             *m = true;
         }
-        let ts = d.day + i64::from(d.get(EV_TS, e));
+        let at = d.get(EV_TS, e);
+        let ts = d.day + i64::from(at);
         if ts < from || ts >= to {
             continue;
         }
@@ -898,15 +1115,58 @@ pub fn count_day(
             c.events += 1;
         }
         // By page, a visitor counts for the pages viewed (a custom event has a page too).
-        if pageview || !by_page {
-            let visitor = d.get(VISIT_VISITOR, v);
-            let first = match group {
-                None => seen_visitors.insert(visitor as usize),
-                Some(_) => value_last_visitor.first(g, visitor),
-            };
-            if first {
-                c.visitors += 1;
+        if !pageview && by_page {
+            continue;
+        }
+        if per_visit {
+            if let Some(first) = first_in_visit.get_mut(v) {
+                *first = (*first).min(at);
             }
+            continue;
+        }
+        let visitor = d.get(VISIT_VISITOR, v);
+        if !in_order {
+            let key = u64::from(v as u32) << 32 | u64::from(at);
+            let first = first_of_pair.entry((g, visitor)).or_insert(key);
+            *first = (*first).min(key);
+            continue;
+        }
+        let first = match group {
+            None => seen_visitors.insert(visitor as usize),
+            Some(_) => value_last_visitor.first(g, visitor),
+        };
+        if first {
+            c.visitors += 1;
+        }
+    }
+    let mut seen_visitors = Seen::new(if per_visit && group.is_none() {
+        visits
+    } else {
+        0
+    });
+    let mut value_last_visitor = LastSeen::new(match per_visit && group.is_some() {
+        true => d.len(ENDS),
+        false => 0,
+    });
+    for (v, at) in first_in_visit.iter().enumerate() {
+        let (false, Some(b)) = (*at == NONE, bucket_of(d.day + i64::from(*at))) else {
+            continue;
+        };
+        let visitor = d.get(VISIT_VISITOR, v);
+        let (g, first) = match group {
+            Some(Resolved::Visit(c)) => {
+                let g = d.get(VISIT_VALUES + c, v);
+                (g, value_last_visitor.first(g, visitor))
+            }
+            _ => (ALL, seen_visitors.insert(visitor as usize)),
+        };
+        if first {
+            local.get(b, g).visitors += 1;
+        }
+    }
+    for ((g, _), key) in first_of_pair {
+        if let Some(b) = bucket_of(d.day + i64::from(key as u32)) {
+            local.get(b, g).visitors += 1;
         }
     }
     for (v, was_matched) in matched.iter().enumerate() {
@@ -1195,6 +1455,7 @@ mod tests {
                 at: HEAD,
                 len: column.len(),
                 width: width as u8,
+                first: 0,
             };
             let read: Vec<u32> = (0..column.len()).map(|i| d.get(EV_TS, i)).collect();
             assert_eq!(read, column);
@@ -1208,17 +1469,25 @@ mod tests {
     }
 
     #[test]
-    fn events_are_stored_visit_by_visit_and_visitor_by_visitor() {
+    fn events_are_stored_path_by_path_then_visit_by_visit_and_visitor_by_visitor() {
         let day = 20_000 * DAY_MS;
         let d = Digest::build(day, &raw::sessionise(day_events(day)));
         let events = d.len(EV_TS);
         assert!(events > 100 && d.len(VISIT_START) > 10);
-        let (mut visits, mut visitors) = (0, 0);
+        let (mut paths, mut visits, mut visitors) = (1, 0, 0);
         for e in 1..events {
+            let (p0, p1) = (d.get(EV_PATH, e - 1), d.get(EV_PATH, e));
+            assert!(p0 <= p1, "path {p1} after {p0}");
+            if p0 != p1 {
+                paths += 1;
+                continue;
+            }
             let (v0, v1) = (d.get(EV_VISIT, e - 1), d.get(EV_VISIT, e));
             assert!(v0 <= v1, "visit {v1} after {v0}");
-            let (p0, p1) = (v0 as usize, v1 as usize);
-            let (w0, w1) = (d.get(VISIT_VISITOR, p0), d.get(VISIT_VISITOR, p1));
+            let (w0, w1) = (
+                d.get(VISIT_VISITOR, v0 as usize),
+                d.get(VISIT_VISITOR, v1 as usize),
+            );
             assert!(w0 <= w1, "visitor {w1} after {w0}");
             if v0 == v1 {
                 assert!(
@@ -1229,8 +1498,19 @@ mod tests {
             visits += usize::from(v0 != v1);
             visitors += usize::from(w0 != w1);
         }
-        // The fixture has visitors with several visits.
+        // The fixture has four paths, and visitors with several visits.
+        assert_eq!(paths, 4);
         assert!(visits > visitors && visitors > 1, "{visits} {visitors}");
+        for path in ["/", "/pricing", "/blog/ä", "/docs"] {
+            let id = d.lookup(path).expect("a path of the day");
+            let range = d.path_events(id);
+            let scanned = d.positions(EV_PATH, id);
+            assert_eq!(
+                range.map(|e| e as u32).collect::<Vec<_>>(),
+                scanned,
+                "{path}"
+            );
+        }
     }
 
     #[test]
@@ -1267,9 +1547,19 @@ mod tests {
     /// Reads the pieces `want` of the stored form `bytes` (with `have`), and how many bytes
     /// were read from it.
     fn read_part(bytes: &[u8], want: Needs, have: Option<&Digest>) -> (Digest, usize) {
+        read_path(bytes, want, None, have)
+    }
+
+    /// [`read_part`], for the events of `path` only.
+    fn read_path(
+        bytes: &[u8],
+        want: Needs,
+        path: Option<&str>,
+        have: Option<&Digest>,
+    ) -> (Digest, usize) {
         let layout = Layout::read(&bytes[..HEAD], bytes.len()).expect("a layout");
         let mut read = 0;
-        let d = Digest::read(layout, want, have, |at, buf| {
+        let d = Digest::read(layout, want, path, have, |at, buf| {
             read += buf.len();
             Ok::<_, ()>(buf.write_copy_of_slice(&bytes[at..at + buf.len()]))
         })
@@ -1334,6 +1624,112 @@ mod tests {
         let other = Digest::build(day, &raw::sessionise(day_events(day)[..200].to_vec()));
         let (part, _) = read_part(&other.encode(), Needs::BASE, have.as_ref());
         assert_eq!(part.held(), Needs::BASE);
+    }
+
+    #[test]
+    fn a_digest_read_for_one_path_counts_what_the_whole_counts_with_that_filter() {
+        let day = 20_000 * DAY_MS;
+        let whole = Digest::build(day, &raw::sessionise(day_events(day)));
+        let bytes = whole.encode();
+        let hours = |ts: i64| Some(((ts - day) / 3_600_000) as usize);
+        let all_day = |_: i64| Some(0);
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: [Case; 7] = [
+            (&[("page", "/pricing")], None),
+            (&[("page", "/pricing")], Some("country")),
+            (&[("page", "/pricing"), ("country", "DE")], Some("page")),
+            (&[("page", "/docs"), ("event", "signup")], Some("prop:plan")),
+            (
+                &[("user", "logged-in"), ("page", "/blog/ä")],
+                Some("exit_page"),
+            ),
+            (&[("page", "/blog/ä")], Some("event")),
+            (&[("page", "/nowhere")], None),
+        ];
+        for (filters, group) in cases {
+            let filters: Vec<(Dim, String)> = filters
+                .iter()
+                .map(|(d, v)| (Dim::parse(d).expect("dim"), v.to_string()))
+                .collect();
+            let group = group.map(|g| Dim::parse(g).expect("dim"));
+            let want = Want::of(&filters, group.as_ref());
+            let path = want.path.as_deref();
+            let count =
+                |d: &Digest, from: i64, to: i64, bucket_of: &dyn Fn(i64) -> Option<usize>| {
+                    let mut acc = Acc::default();
+                    count_day(d, from, to, &filters, group.as_ref(), bucket_of, &mut acc);
+                    flatten(acc)
+                };
+            let (part, read) = read_path(&bytes, want.needs, path, None);
+            let (_, read_whole) = read_part(&bytes, want.needs, None);
+            assert!(want.met_by(&part) && part.window.is_some());
+            // A fourth of the events have the path: a good part of the bytes is not read.
+            assert!(
+                read < read_whole * 9 / 10,
+                "{filters:?}: {read} of {read_whole}"
+            );
+            for (from, to) in [
+                (day, day + DAY_MS),
+                (day + 3 * 3_600_000, day + 20 * 3_600_000),
+            ] {
+                for bucket_of in [&hours as &dyn Fn(i64) -> Option<usize>, &all_day] {
+                    let want = count(&whole, from, to, bucket_of);
+                    assert_eq!(
+                        count(&part, from, to, bucket_of),
+                        want,
+                        "{filters:?} {group:?}"
+                    );
+                    if path != Some("/nowhere") {
+                        assert!(!want.is_empty(), "{filters:?} {group:?} counts something");
+                    }
+                }
+            }
+            // It counts no other filter on the page, and no query without one.
+            assert!(!part.fits(None) && !part.fits(Some("/")));
+            // Added to: the pieces missing are read for the same events only.
+            let (more, read_more) = read_path(&bytes, Needs::ALL, path, Some(&part));
+            assert_eq!(more.window, part.window);
+            assert_eq!(more.held(), Needs::ALL);
+            assert!(read_more < bytes.len() - HEAD - read, "{read_more}");
+            let count_all = |d: &Digest| {
+                let mut acc = Acc::default();
+                let country = Dim::parse("country").expect("dim");
+                count_day(
+                    d,
+                    day,
+                    day + DAY_MS,
+                    &filters,
+                    Some(&country),
+                    &hours,
+                    &mut acc,
+                );
+                flatten(acc)
+            };
+            assert_eq!(count_all(&more), count_all(&whole));
+            // A query on another path, or without one, reads anew.
+            let (other, _) = read_path(&bytes, want.needs, Some("/docs"), Some(&part));
+            assert_eq!(other.window.as_ref().map(|w| &*w.path), Some("/docs"));
+            let (other, _) = read_part(&bytes, want.needs, Some(&part));
+            assert!(other.window.is_none() && other.fits(Some("/pricing")));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "without the pieces it needs")]
+    fn a_digest_read_for_one_path_is_not_counted_for_another() {
+        let day = 20_000 * DAY_MS;
+        let bytes = Digest::build(day, &raw::sessionise(day_events(day))).encode();
+        let (part, _) = read_path(&bytes, Needs::BASE, Some("/pricing"), None);
+        let filters = [(Dim::parse("page").expect("dim"), "/docs".to_string())];
+        count_day(
+            &part,
+            day,
+            day + DAY_MS,
+            &filters,
+            None,
+            &|_| Some(0),
+            &mut Acc::default(),
+        );
     }
 
     #[test]
