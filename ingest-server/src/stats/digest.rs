@@ -946,6 +946,7 @@ fn positions_of<const W: usize>(bytes: &[u8], want: [u8; W]) -> Vec<u32> {
 }
 
 /// `[from, to)` on this day, as [`super::raw::aggregate`] does over raw events.
+/// `bucket_of` must not decrease as time goes on (buckets follow each other).
 pub fn count_day(
     d: &Digest,
     from: i64,
@@ -958,6 +959,12 @@ pub fn count_day(
     if d.day + DAY_MS <= from || d.day >= to || d.events() == 0 {
         return;
     }
+    // When the part of the day counted lies in one bucket (a summary, a breakdown, a
+    // timeseries by day in UTC), it is found once.
+    let (first, last) = (from.max(d.day), to.min(d.day + DAY_MS) - 1);
+    let one_bucket = bucket_of(first);
+    let one_bucket = (one_bucket == bucket_of(last)).then_some(one_bucket);
+    let bucket_of = |ts: i64| one_bucket.unwrap_or_else(|| bucket_of(ts));
     // Counting without a piece would count wrong; the loaders read what this needs.
     assert!(
         Want::of(filters, group).met_by(d),
@@ -1034,7 +1041,9 @@ pub fn count_day(
 
     let visits = d.len(VISIT_START);
     let mut local = Cells::new(if group.is_some() { d.len(ENDS) } else { 0 });
-    let mut matched = vec![false; visits];
+    // With an event filter, the visits that have a matched event (each once).
+    let mut matched = Seen::new(if event_filters.is_empty() { 0 } else { visits });
+    let mut matched_visits: Vec<u32> = Vec::new();
     // A page's first view in a visit counts as a unique page view: the page is fixed by a
     // page filter (one flag per visit), else the pair is looked up. The group's value is
     // the page's, the visit's or none (page views have no event name or props), so it adds
@@ -1080,8 +1089,8 @@ pub fn count_day(
         {
             continue;
         }
-        if let Some(m) = matched.get_mut(v) {
-            *m = true;
+        if !event_filters.is_empty() && v < visits && matched.insert(v) {
+            matched_visits.push(v as u32);
         }
         let at = d.get(EV_TS, e);
         let ts = d.day + i64::from(at);
@@ -1169,9 +1178,10 @@ pub fn count_day(
             local.get(b, g).visitors += 1;
         }
     }
-    for (v, was_matched) in matched.iter().enumerate() {
-        // The cheap checks first: with an event filter, most visits have no matched event.
-        if (!event_filters.is_empty() && !was_matched) || !visit_ok(v) {
+    let all_visits = (event_filters.is_empty()).then_some(0..visits as u32);
+    let counted_visits = all_visits.into_iter().flatten();
+    for v in counted_visits.chain(matched_visits).map(|v| v as usize) {
+        if !visit_ok(v) {
             continue;
         }
         let started = d.day + i64::from(d.get(VISIT_START, v));
