@@ -221,6 +221,23 @@ impl Visit {
         }
     }
 
+    /// The values of [`VISIT_DIMS`], then `exit_page`, as [`Visit::value`] gives them.
+    pub fn values(&self) -> [Option<&str>; VISIT_DIMS.len() + 1] {
+        [
+            Some(&self.entry_page),
+            Some(self.referrer.as_deref().unwrap_or(DIRECT)),
+            self.utm_source.as_deref(),
+            self.utm_medium.as_deref(),
+            self.utm_campaign.as_deref(),
+            self.country.as_deref(),
+            self.browser.as_deref(),
+            self.os.as_deref(),
+            self.device.as_deref(),
+            Some(user_value(self.logged_in)),
+            Some(&self.exit_page),
+        ]
+    }
+
     /// The visit's own metrics (visits, bounces, duration).
     fn metrics(&self) -> Counts {
         Counts {
@@ -614,6 +631,21 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn a_visits_values_are_its_value_of_each_dimension() {
+        let mut e = ev(EvKind::Pageview, 0, "/a");
+        (e.utm_medium, e.os, e.logged_in) = (Some("email".into()), Some("Linux".into()), true);
+        let mut v = Visitor::new(1, 7);
+        v.apply(&e, None);
+        v.apply(&ev(EvKind::Pageview, 60_000, "/b"), None);
+        let visit = &v.slots[0].visit;
+        let dims = VISIT_DIMS.iter().chain(["exit_page"].iter());
+        let want: Vec<Option<&str>> = dims.map(|d| visit.value(d)).collect();
+        assert_eq!(visit.values().to_vec(), want);
+        assert_eq!(want[0], Some("/a"));
+        assert_eq!(want[10], Some("/b"));
     }
 
     #[test]

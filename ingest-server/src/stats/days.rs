@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use super::digest::{count_day, flatten, Acc, Digest, Layout, Want, HEAD};
+use super::digest::{count_day, flatten, Acc, Builder, Digest, Layout, Want, HEAD};
 use super::params::Dim;
 use super::raw;
 use crate::rollup::model::{floor_day, Counts, DAY_MS};
@@ -60,6 +60,8 @@ struct Open {
     /// PostgreSQL: the `seq` of every event read.
     seen: std::collections::HashSet<i64>,
     raw: raw::Raw,
+    /// What its digest was built from so far: the next build looks at the new events only.
+    builder: Builder,
     digest: Arc<Digest>,
     used: Instant,
 }
@@ -666,12 +668,13 @@ async fn open_digest(
         .days
         .open_events
         .fetch_add(evs.len() as u64, Ordering::Relaxed);
-    let (mut raw, mut seen) = kept.map(|o| (o.raw, o.seen)).unwrap_or_default();
+    let (mut raw, mut seen, mut builder) =
+        kept.map(|o| (o.raw, o.seen, o.builder)).unwrap_or_default();
     seen.extend(new_numbers);
-    let (raw, digest) = tokio::task::spawn_blocking(move || {
+    let (raw, builder, digest) = tokio::task::spawn_blocking(move || {
         raw.append(evs);
-        let digest = Arc::new(Digest::build(day, &raw));
-        (raw, digest)
+        let digest = Arc::new(builder.build(day, &raw));
+        (raw, builder, digest)
     })
     .await
     .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
@@ -690,6 +693,7 @@ async fn open_digest(
         upto,
         seen,
         raw,
+        builder,
         digest: digest.clone(),
         used: now,
     });

@@ -307,26 +307,162 @@ struct Columns {
     prop_values: Vec<u32>,
 }
 
-/// Dictionary ids while a digest is built, borrowing the strings of the events (today's
-/// digest is built again whenever its events change, so this is on the path of a query).
+/// Builds a day's digest, and builds it again as the day's events come (today's digest is
+/// built again whenever its events change, so this is on the path of a query): what was
+/// taken from the events and visits seen before is kept as small numbers (every string once,
+/// by an id of its own), so that a build looks again only at the events appended since and
+/// the visits they touched. Walking the sessionised events (a few hundred bytes each, with
+/// their strings) and looking their strings up was most of a build.
 #[derive(Default)]
-struct Strings<'a> {
-    ids: HashMap<&'a str, u32, foldhash::fast::RandomState>,
-    list: Vec<&'a str>,
+pub struct Builder {
+    ids: HashMap<Box<str>, u32, Fast>,
+    strings: Vec<Box<str>>,
+    /// Per event of the `Raw` built from, in its order.
+    events: Vec<EventIds>,
+    /// The props of those events: (key, value).
+    props: Vec<(u32, u32)>,
+    /// Per visitor of the `Raw`, per slot: its visit's values of [`VISIT_COLUMNS`].
+    visits: Vec<Vec<[u32; VISIT_COLUMNS]>>,
 }
 
-impl<'a> Strings<'a> {
-    fn id(&mut self, s: &'a str) -> u32 {
-        let next = self.list.len() as u32;
-        let id = *self.ids.entry(s).or_insert(next);
-        if id == next {
-            self.list.push(s);
+/// What a digest keeps of an event.
+#[derive(Clone, Copy)]
+struct EventIds {
+    ts: i64,
+    kind: EvKind,
+    path: u32,
+    name: u32,
+    /// Where its props end in [`Builder::props`] (they start where the previous event's end).
+    props_end: u32,
+}
+
+impl Builder {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
         }
+        let id = self.strings.len() as u32;
+        self.strings.push(s.into());
+        self.ids.insert(s.into(), id);
         id
     }
 
-    fn opt(&mut self, s: Option<&'a str>) -> u32 {
+    fn opt(&mut self, s: Option<&str>) -> u32 {
         s.map_or(NONE, |s| self.id(s))
+    }
+
+    /// The digest of the sessionised events of the day starting at `day`: `raw` must hold
+    /// that day's events only, and be the one this was built from before (with events
+    /// appended since), or this must be new.
+    pub fn build(&mut self, day: i64, raw: &Raw) -> Digest {
+        let bytes = self.columns(day, raw).encode(day);
+        Digest::decode(&bytes).unwrap_or_else(|| Digest::empty(day))
+    }
+
+    /// Takes in the events appended to `raw` since the last build, and the visits they
+    /// started or touched.
+    fn update(&mut self, raw: &Raw) {
+        let seen = self.events.len().min(raw.events.len());
+        for (ev, vi, si) in &raw.events[seen..] {
+            for (k, v) in &ev.props {
+                let (k, v) = (self.id(k), self.id(v));
+                self.props.push((k, v));
+            }
+            let ids = EventIds {
+                ts: ev.ts,
+                kind: ev.kind,
+                path: self.id(&ev.path),
+                name: self.opt(ev.name.as_deref()),
+                props_end: self.props.len() as u32,
+            };
+            self.events.push(ids);
+            // A visit touched: its values are taken again (its exit page moved).
+            if let Some(values) = self.visits.get_mut(*vi).and_then(|v| v.get_mut(*si)) {
+                values[0] = u32::MAX;
+            }
+        }
+        self.visits.resize(raw.visitors.len(), Vec::new());
+        for (vi, visitor) in raw.visitors.iter().enumerate() {
+            let slots = &visitor.slots;
+            let known = self.visits[vi].len().min(slots.len());
+            let stale: Vec<usize> = (0..known)
+                .filter(|si| self.visits[vi][*si][0] == u32::MAX)
+                .chain(known..slots.len())
+                .collect();
+            for si in stale {
+                let mut values = [NONE; VISIT_COLUMNS];
+                for (c, value) in slots[si].visit.values().into_iter().enumerate() {
+                    values[c] = self.opt(value);
+                }
+                match self.visits[vi].get_mut(si) {
+                    Some(v) => *v = values,
+                    None => self.visits[vi].push(values),
+                }
+            }
+        }
+    }
+
+    fn columns(&mut self, day: i64, raw: &Raw) -> Columns {
+        self.update(raw);
+        let visits: usize = raw.visitors.iter().map(|v| v.slots.len()).sum();
+        let events = self.events.len();
+        let mut d = Columns {
+            visit_values: (0..VISIT_COLUMNS)
+                .map(|_| Vec::with_capacity(visits))
+                .collect(),
+            visit_start: Vec::with_capacity(visits),
+            visit_duration: Vec::with_capacity(visits),
+            visit_bounce: Vec::with_capacity(visits),
+            visit_visitor: Vec::with_capacity(visits),
+            ev_ts: Vec::with_capacity(events),
+            ev_visit: Vec::with_capacity(events),
+            ev_custom: Vec::with_capacity(events),
+            ev_path: Vec::with_capacity(events),
+            ev_name: Vec::with_capacity(events),
+            ev_props: Vec::with_capacity(events + 1),
+            ..Columns::default()
+        };
+        // Visits numbered in the order of the visitors and their slots.
+        let mut first_visit = Vec::with_capacity(raw.visitors.len());
+        for (vi, visitor) in raw.visitors.iter().enumerate() {
+            first_visit.push(d.visit_start.len());
+            for (slot, values) in visitor.slots.iter().zip(&self.visits[vi]) {
+                let v = &slot.visit;
+                d.visit_start.push(offset(v.started_at, day));
+                d.visit_duration
+                    .push(v.duration_ms().clamp(0, i64::from(u32::MAX)) as u32);
+                d.visit_bounce.push(v.is_bounce());
+                d.visit_visitor.push(vi as u32);
+                for (column, value) in d.visit_values.iter_mut().zip(values) {
+                    column.push(*value);
+                }
+            }
+        }
+        d.ev_props.push(0);
+        // Events visit by visit (each visit's in time order), then path by path (see
+        // `order_by_path`).
+        let mut order: Vec<(u32, usize)> = (raw.events.iter().zip(&self.events).enumerate())
+            .filter(|(_, (_, ids))| ids.kind != EvKind::Engagement)
+            .map(|(i, ((_, vi, si), _))| ((first_visit[*vi] + si) as u32, i))
+            .collect();
+        order.sort_by_key(|(visit, _)| *visit);
+        for (visit, i) in order {
+            let ids = self.events[i];
+            d.ev_ts.push(offset(ids.ts, day));
+            d.ev_visit.push(visit);
+            d.ev_custom.push(ids.kind == EvKind::Event);
+            d.ev_path.push(ids.path);
+            d.ev_name.push(ids.name);
+            let start = i.checked_sub(1).map_or(0, |p| self.events[p].props_end);
+            for (k, v) in &self.props[start as usize..ids.props_end as usize] {
+                d.prop_keys.push(*k);
+                d.prop_values.push(*v);
+            }
+            d.ev_props.push(d.prop_keys.len() as u32);
+        }
+        d.set_strings(&self.strings);
+        d.order_by_path();
+        d
     }
 }
 
@@ -336,59 +472,6 @@ fn offset(ts: i64, day: i64) -> u32 {
 }
 
 impl Columns {
-    /// The columns of the sessionised events of the day starting at `day` (`raw` must hold
-    /// that day's events only).
-    fn build(day: i64, raw: &Raw) -> Columns {
-        let mut strings = Strings::default();
-        let mut d = Columns {
-            visit_values: vec![Vec::new(); VISIT_COLUMNS],
-            ..Columns::default()
-        };
-        // Visits numbered in the order of the visitors and their slots.
-        let mut first_visit = Vec::with_capacity(raw.visitors.len());
-        for (vi, visitor) in raw.visitors.iter().enumerate() {
-            first_visit.push(d.visit_start.len());
-            for slot in &visitor.slots {
-                let v = &slot.visit;
-                d.visit_start.push(offset(v.started_at, day));
-                d.visit_duration
-                    .push(v.duration_ms().clamp(0, i64::from(u32::MAX)) as u32);
-                d.visit_bounce.push(v.is_bounce());
-                d.visit_visitor.push(vi as u32);
-                for (c, dim) in VISIT_DIMS.iter().chain(["exit_page"].iter()).enumerate() {
-                    let id = strings.opt(v.value(dim));
-                    d.visit_values[c].push(id);
-                }
-            }
-        }
-        d.ev_props.push(0);
-        // Events visit by visit (each visit's in time order), so that a visitor's events
-        // come one after the other: a count tells what it saw in a visit or of a visitor
-        // by comparing with the last one (see `count_day`).
-        let mut events: Vec<(u32, usize)> = (raw.events.iter().enumerate())
-            .filter(|(_, (ev, _, _))| ev.kind != EvKind::Engagement)
-            .map(|(i, (_, vi, si))| ((first_visit[*vi] + si) as u32, i))
-            .collect();
-        events.sort_by_key(|(visit, _)| *visit);
-        for (visit, i) in events {
-            let ev = &raw.events[i].0;
-            d.ev_ts.push(offset(ev.ts, day));
-            d.ev_visit.push(visit);
-            d.ev_custom.push(ev.kind == EvKind::Event);
-            d.ev_path.push(strings.id(&ev.path));
-            d.ev_name.push(strings.opt(ev.name.as_deref()));
-            for (k, v) in &ev.props {
-                let (k, v) = (strings.id(k), strings.id(v));
-                d.prop_keys.push(k);
-                d.prop_values.push(v);
-            }
-            d.ev_props.push(d.prop_keys.len() as u32);
-        }
-        d.set_strings(strings.list);
-        d.order_by_path();
-        d
-    }
-
     /// Orders the events path by path (the paths' ids follow their text), each path's
     /// events visit by visit and each visit's in time order: a filter on the page then
     /// finds its events one after the other, and a query reads only those
@@ -415,10 +498,25 @@ impl Columns {
         (self.ev_props, self.prop_keys, self.prop_values) = (props, keys, values);
     }
 
-    /// Stores `list` sorted, and renumbers every column to match.
-    fn set_strings(&mut self, list: Vec<&str>) {
-        let mut order: Vec<u32> = (0..list.len() as u32).collect();
-        order.sort_unstable_by(|a, b| list[*a as usize].cmp(list[*b as usize]));
+    /// Stores the strings of `list` that it uses (by their index in `list`), sorted, and
+    /// renumbers every column to match.
+    fn set_strings(&mut self, list: &[Box<str>]) {
+        let mut used = vec![false; list.len()];
+        let mut columns = [
+            &mut self.ev_path,
+            &mut self.ev_name,
+            &mut self.prop_keys,
+            &mut self.prop_values,
+        ];
+        for c in columns.iter().map(|c| &**c).chain(&self.visit_values) {
+            for id in c.iter().filter(|id| **id != NONE) {
+                used[*id as usize] = true;
+            }
+        }
+        let mut order: Vec<u32> = (0..list.len() as u32)
+            .filter(|id| used[*id as usize])
+            .collect();
+        order.sort_unstable_by(|a, b| list[*a as usize].cmp(&list[*b as usize]));
         let mut new_id = vec![0; list.len()];
         for (new, old) in order.iter().enumerate() {
             new_id[*old as usize] = new as u32;
@@ -428,19 +526,13 @@ impl Columns {
                 *id = new_id[*id as usize];
             }
         };
-        for c in [
-            &mut self.ev_path,
-            &mut self.ev_name,
-            &mut self.prop_keys,
-            &mut self.prop_values,
-        ] {
-            renumber(c);
-        }
+        columns.iter_mut().for_each(|c| renumber(c));
         self.visit_values.iter_mut().for_each(renumber);
-        self.text = String::with_capacity(list.iter().map(|s| s.len()).sum());
-        self.ends = Vec::with_capacity(list.len());
+        let text: usize = order.iter().map(|id| list[*id as usize].len()).sum();
+        self.text = String::with_capacity(text);
+        self.ends = Vec::with_capacity(order.len());
         for old in order {
-            self.text.push_str(list[old as usize]);
+            self.text.push_str(&list[old as usize]);
             self.ends.push(self.text.len() as u32);
         }
     }
@@ -496,8 +588,7 @@ impl Digest {
     /// The digest of the sessionised events of the day starting at `day` (`raw` must hold
     /// that day's events only).
     pub fn build(day: i64, raw: &Raw) -> Digest {
-        let bytes = Columns::build(day, raw).encode(day);
-        Digest::decode(&bytes).unwrap_or_else(|| Digest::empty(day))
+        Builder::default().build(day, raw)
     }
 
     /// A day without events.
@@ -543,7 +634,7 @@ impl Digest {
     /// already. `None` when the strings read do not hold together.
     ///
     /// With `path` (a query's filter on the page), the pieces of one value per event are
-    /// read for that path's events only: they come one after the other (`Columns::build`),
+    /// read for that path's events only: they come one after the other (`Builder::columns`),
     /// and are found by a binary search of the stored paths. Such a digest counts only
     /// queries with that filter ([`Digest::fits`]). What `have` holds decides: its pieces
     /// are added to as they were read (whole, or for the same path).
@@ -1053,7 +1144,7 @@ pub fn count_day(
         .any(|(dim, _)| matches!(dim, EventDim::Page));
     let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
     // Events come path by path, each path's visit by visit, a visitor's visits one after
-    // the other (`Columns::build`): a pair of a page and a visit, or of a page and a
+    // the other (`Builder::columns`): a pair of a page and a visit, or of a page and a
     // visitor, was seen before when the page's last visit or visitor is this one.
     let mut seen_pages = Seen::new(if page_fixed { visits } else { 0 });
     let mut page_last_visit = LastSeen::new(if page_fixed { 0 } else { d.len(ENDS) });
@@ -1445,6 +1536,51 @@ mod tests {
     }
 
     #[test]
+    fn a_digest_built_again_as_events_come_is_the_one_built_from_all_of_them() {
+        let day = 20_000 * DAY_MS;
+        // Visits of several events a minute apart, besides the day's others.
+        let mut evs = day_events(day);
+        let paths = ["/", "/pricing", "/docs", "/blog/ä"];
+        for i in 0..160_i64 {
+            let (visitor, k) = (100 + i / 8, i % 8);
+            let ts = day + (visitor - 100) * 3_600_000 + k * 60_000;
+            let kind = if k == 5 {
+                EvKind::Event
+            } else {
+                EvKind::Pageview
+            };
+            evs.push(ev(1_000 + i, ts, visitor, kind, paths[(i % 4) as usize]));
+        }
+        let mut raw = Raw::default();
+        let mut builder = Builder::default();
+        // Late events too: each batch has events older than the last one's.
+        let mut touched = 0;
+        for batch in 0..4 {
+            let part: Vec<Ev> = evs.iter().filter(|e| e.seq % 4 == batch).cloned().collect();
+            let (before, slots): (usize, Vec<usize>) = (
+                raw.events.len(),
+                raw.visitors.iter().map(|v| v.slots.len()).collect(),
+            );
+            raw.append(part);
+            // Events joining a visit of an earlier build (its exit page, its duration move).
+            touched += raw.events[before..]
+                .iter()
+                .filter(|(_, vi, si)| slots.get(*vi).is_some_and(|n| si < n))
+                .count();
+            let again = builder.build(day, &raw);
+            let anew = Digest::build(day, &raw);
+            for p in 0..PIECES {
+                assert!(
+                    again.data[p] == anew.data[p],
+                    "after batch {batch}: piece {p}"
+                );
+            }
+            assert!(again.encode() == anew.encode(), "after batch {batch}");
+        }
+        assert!(touched > 0, "later events joined visits built before");
+    }
+
+    #[test]
     fn columns_are_stored_at_the_narrowest_width_that_holds_them() {
         let columns: [(&[u32], usize); 7] = [
             (&[], 1),
@@ -1774,7 +1910,7 @@ mod tests {
         assert!(Digest::decode(&bytes[..bytes.len() - 1]).is_none());
         assert!(Digest::decode(&[&bytes[..], &[0]].concat()).is_none());
         // A string ending past the text, or inside a character.
-        let columns = Columns::build(day, &raw::sessionise(day_events(day)));
+        let columns = Builder::default().columns(day, &raw::sessionise(day_events(day)));
         let mut c = columns.clone();
         let last = c.ends.len() - 1;
         c.ends[last] += 1;

@@ -202,11 +202,15 @@ enum Start {
 }
 
 /// Stores and counts 20 events of now (two visits on `/pricing` and `/`).
-async fn live_events(store: &Store, site: i64, seq: &mut u64) -> anyhow::Result<()> {
+/// Numbers the live events of a run: each id is new, in every measurement of the run (an
+/// id seen before would be a duplicate, not stored, and the repetition would not be live).
+static LIVE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+async fn live_events(store: &Store, site: i64) -> anyhow::Result<()> {
     let now = ingest_server::now_ms();
     let events = (0..20)
         .map(|i| {
-            *seq += 1;
+            let seq = LIVE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             NewEvent {
                 id: format!("live-{}-{seq}", std::process::id()),
                 site_id: site,
@@ -216,7 +220,7 @@ async fn live_events(store: &Store, site: i64, seq: &mut u64) -> anyhow::Result<
                 edge_at: None,
                 batch: None,
                 received_at: now,
-                visitor: 1_000_000_000 + (*seq as i64 / 10),
+                visitor: 1_000_000_000 + (seq as i64 / 10),
                 path: if i % 2 == 0 { "/pricing" } else { "/" }.into(),
                 referrer: None,
                 utm_source: None,
@@ -263,20 +267,27 @@ async fn measure_from(
 ) -> anyhow::Result<(f64, f64)> {
     once(store, site, q, p, now).await?; // warm-up
     let mut ms = Vec::with_capacity(reps);
-    let mut seq = 0;
     for _ in 0..reps {
         // Each repetition reads for itself: days decoded by the one before are not reused
         // (see `stats::days`).
         match start {
             Start::Cold => store.days.clear(),
             Start::Live => {
-                live_events(store, site, &mut seq).await?;
+                live_events(store, site).await?;
                 store.days.clear_closed();
             }
         }
+        let built = store.days.built();
         let t = Instant::now();
         once(store, site, q, p, now).await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        // Under live traffic, today's digest is built again at every repetition.
+        if start == Start::Live && !matches!(q, Query::RawSummary) {
+            anyhow::ensure!(
+                store.days.built() > built,
+                "a live repetition built nothing"
+            );
+        }
     }
     ms.sort_by(f64::total_cmp);
     Ok((percentile(&ms, 0.5), percentile(&ms, 0.95)))
