@@ -97,6 +97,11 @@ impl Needs {
     /// The pieces that [`count_day`] reads to count with `filters`, grouped by `group`.
     pub fn of(filters: &[(Dim, String)], group: Option<&Dim>) -> Needs {
         let mut bits = Needs::BASE.0;
+        // By an event's value, visits are counted from the events: their start, duration
+        // and bounce are not read.
+        if group.is_some_and(|g| g.kind() == DimKind::Event) {
+            bits &= !(1 << VISIT_START | 1 << VISIT_DURATION | 1 << VISIT_BOUNCE);
+        }
         for dim in filters.iter().map(|(d, _)| d).chain(group) {
             bits |= match dim.kind() {
                 DimKind::Event => match dim.as_str() {
@@ -861,6 +866,11 @@ impl Digest {
         self.layout.cols[EV_TS].len
     }
 
+    /// How many visits it holds (whether or not the pieces about them were read).
+    fn visits(&self) -> usize {
+        self.layout.cols[VISIT_START].len
+    }
+
     /// The id of `s`, if the day has it (the strings are sorted by their bytes).
     fn lookup(&self, s: &str) -> Option<u32> {
         let (mut lo, mut hi) = (0, self.len(ENDS));
@@ -1088,7 +1098,7 @@ pub fn count_day(
         if visit_filters.is_empty() {
             0
         } else {
-            d.len(VISIT_START)
+            d.visits()
         }
     ];
     for (c, want) in &visit_filters {
@@ -1130,7 +1140,7 @@ pub fn count_day(
             })
         });
 
-    let visits = d.len(VISIT_START);
+    let visits = d.visits();
     let mut local = Cells::new(if group.is_some() { d.len(ENDS) } else { 0 });
     // With an event filter, the visits that have a matched event (each once).
     let mut matched = Seen::new(if event_filters.is_empty() { 0 } else { visits });
@@ -1269,7 +1279,12 @@ pub fn count_day(
             local.get(b, g).visitors += 1;
         }
     }
-    let all_visits = (event_filters.is_empty()).then_some(0..visits as u32);
+    // By an event's value (a page, a name, a prop), visits are counted with the events.
+    if matches!(group, Some(Resolved::Event(_))) {
+        matched_visits.clear();
+    }
+    let all_visits = (event_filters.is_empty() && !matches!(group, Some(Resolved::Event(_))))
+        .then_some(0..visits as u32);
     let counted_visits = all_visits.into_iter().flatten();
     for v in counted_visits.chain(matched_visits).map(|v| v as usize) {
         if !visit_ok(v) {
