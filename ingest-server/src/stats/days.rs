@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use super::digest::{count_day, flatten, Acc, Builder, Digest, Layout, Want, HEAD};
+use super::digest::{count_day, flatten, Acc, Builder, Counted, Digest, Layout, Want, HEAD};
 use super::params::Dim;
 use super::raw;
 use crate::rollup::model::{floor_day, Counts, DAY_MS};
@@ -305,7 +305,7 @@ fn load_sqlite(
                 let mut read = 0;
                 let path = want.path.as_deref();
                 let have = have.map(|(_, d)| &**d);
-                let digest = Digest::read(layout, want.needs, path, have, |at, buf| {
+                let digest = Digest::read(layout, want.needs_of(day), path, have, |at, buf| {
                     read += buf.len();
                     b.raw_read_at_exact(buf, at)
                 })?;
@@ -597,6 +597,7 @@ async fn digests(
             true => Want {
                 needs: Want::ALL.needs,
                 path: want.path.clone(),
+                counted: None,
             },
             false => want.clone(),
         };
@@ -837,8 +838,15 @@ pub async fn aggregate(
     let now_ms = crate::now_ms();
     let filters: Arc<[(Dim, String)]> = filters.into();
     let group = group.cloned();
-    let starts: Option<Arc<[i64]>> = starts.map(Into::into);
-    let want = Want::of(&filters, group.as_ref());
+    let counted = Counted {
+        from,
+        to,
+        starts: starts.map(Into::into),
+    };
+    let want = Want {
+        counted: Some(counted.clone()),
+        ..Want::of(&filters, group.as_ref())
+    };
     // The day not over yet is read in part (see `open_digest`).
     let open = match days.last() {
         Some(&last) if last + DAY_MS > now_ms => Some(last),
@@ -872,13 +880,10 @@ pub async fn aggregate(
                 .await
                 .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
         }
-        let (filters, group, starts) = (filters.clone(), group.clone(), starts.clone());
+        let (filters, group, counted) = (filters.clone(), group.clone(), counted.clone());
         let mut acc = std::mem::take(&mut out);
         counting = Some(tokio::task::spawn_blocking(move || {
-            let bucket_of = |ts: i64| match &starts {
-                Some(starts) => starts.partition_point(|s| *s <= ts).checked_sub(1),
-                None => Some(0),
-            };
+            let bucket_of = |ts: i64| counted.bucket(ts);
             for d in &loaded {
                 count_day(d, from, to, &filters, group.as_ref(), &bucket_of, &mut acc);
             }

@@ -117,6 +117,13 @@ impl Needs {
         Needs(bits)
     }
 
+    /// Without the times of the events and the starts of the visits: what a count reads of
+    /// a day that lies whole in its range and in one bucket (a summary's or a breakdown's
+    /// days but the first and last, a daily timeseries' in UTC).
+    pub fn untimed(self) -> Needs {
+        Needs(self.0 & !(1 << EV_TS | 1 << VISIT_START))
+    }
+
     pub fn union(self, other: Needs) -> Needs {
         Needs(self.0 | other.0)
     }
@@ -136,6 +143,9 @@ impl Needs {
 pub struct Want {
     pub needs: Needs,
     pub path: Option<Arc<str>>,
+    /// The range counted: of a day that lies whole in it and in one bucket, no times are
+    /// read ([`Needs::untimed`]).
+    pub counted: Option<Counted>,
 }
 
 impl Want {
@@ -143,6 +153,7 @@ impl Want {
     pub const ALL: Want = Want {
         needs: Needs::ALL,
         path: None,
+        counted: None,
     };
 
     /// What [`count_day`] reads to count with `filters`, grouped by `group`.
@@ -151,12 +162,48 @@ impl Want {
         Want {
             needs: Needs::of(filters, group),
             path: path.map(|(_, value)| value.as_str().into()),
+            counted: None,
+        }
+    }
+
+    /// The pieces it reads of the day starting at `day`.
+    pub fn needs_of(&self, day: i64) -> Needs {
+        match &self.counted {
+            Some(c) if c.untimed(day) => self.needs.untimed(),
+            _ => self.needs,
         }
     }
 
     /// Whether `d` holds what this reads.
     pub fn met_by(&self, d: &Digest) -> bool {
-        d.held.covers(self.needs) && d.fits(self.path.as_deref())
+        d.held.covers(self.needs_of(d.day)) && d.fits(self.path.as_deref())
+    }
+}
+
+/// A range counted, `[from, to)`, and the first instants of its buckets, ascending
+/// (without them, everything is one bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub from: i64,
+    pub to: i64,
+    pub starts: Option<Arc<[i64]>>,
+}
+
+impl Counted {
+    /// The bucket of instant `ts` (none before the first).
+    pub fn bucket(&self, ts: i64) -> Option<usize> {
+        match &self.starts {
+            Some(starts) => starts.partition_point(|s| *s <= ts).checked_sub(1),
+            None => Some(0),
+        }
+    }
+
+    /// Whether the day starting at `day` lies whole in the range and in one bucket: its
+    /// events and visits are then counted without their times.
+    pub fn untimed(&self, day: i64) -> bool {
+        day >= self.from
+            && day + DAY_MS <= self.to
+            && self.bucket(day) == self.bucket(day + DAY_MS - 1)
     }
 }
 
@@ -1061,14 +1108,20 @@ pub fn count_day(
         return;
     }
     // When the part of the day counted lies in one bucket (a summary, a breakdown, a
-    // timeseries by day in UTC), it is found once.
+    // timeseries by day in UTC), it is found once; when that part is the whole day, no
+    // time is read.
     let (first, last) = (from.max(d.day), to.min(d.day + DAY_MS) - 1);
     let one_bucket = bucket_of(first);
     let one_bucket = (one_bucket == bucket_of(last)).then_some(one_bucket);
+    let untimed = one_bucket.is_some() && first == d.day && last == d.day + DAY_MS - 1;
     let bucket_of = |ts: i64| one_bucket.unwrap_or_else(|| bucket_of(ts));
     // Counting without a piece would count wrong; the loaders read what this needs.
+    let mut want = Want::of(filters, group);
+    if untimed {
+        want.needs = want.needs.untimed();
+    }
     assert!(
-        Want::of(filters, group).met_by(d),
+        want.met_by(d),
         "a digest counted without the pieces it needs"
     );
     // Every filter must be met; a value the day never saw is met by nothing.
@@ -1152,7 +1205,7 @@ pub fn count_day(
     let page_fixed = event_filters
         .iter()
         .any(|(dim, _)| matches!(dim, EventDim::Page));
-    let events = picked.as_ref().map_or(d.len(EV_TS), Vec::len);
+    let events = picked.as_ref().map_or(d.events(), Vec::len);
     // Events come path by path, each path's visit by visit, a visitor's visits one after
     // the other (`Builder::columns`): a pair of a page and a visit, or of a page and a
     // visitor, was seen before when the page's last visit or visitor is this one.
@@ -1193,7 +1246,7 @@ pub fn count_day(
         if !event_filters.is_empty() && v < visits && matched.insert(v) {
             matched_visits.push(v as u32);
         }
-        let at = d.get(EV_TS, e);
+        let at = if untimed { 0 } else { d.get(EV_TS, e) };
         let ts = d.day + i64::from(at);
         if ts < from || ts >= to {
             continue;
@@ -1290,7 +1343,7 @@ pub fn count_day(
         if !visit_ok(v) {
             continue;
         }
-        let started = d.day + i64::from(d.get(VISIT_START, v));
+        let started = d.day + i64::from(if untimed { 0 } else { d.get(VISIT_START, v) });
         if started < from || started >= to {
             continue;
         }
@@ -1873,6 +1926,78 @@ mod tests {
             let (other, _) = read_part(&bytes, want.needs, Some(&part));
             assert!(other.window.is_none() && other.fits(Some("/pricing")));
         }
+    }
+
+    #[test]
+    fn a_day_whole_in_its_range_and_bucket_counts_without_times() {
+        let day = 20_000 * DAY_MS;
+        let whole = Digest::build(day, &raw::sessionise(day_events(day)));
+        let bytes = whole.encode();
+        let counted = |starts: Option<Vec<i64>>| Counted {
+            from: day - DAY_MS,
+            to: day + 2 * DAY_MS,
+            starts: starts.map(Into::into),
+        };
+        // A summary or breakdown, a daily series: the day is one bucket.
+        let daily = counted(Some(vec![day - DAY_MS, day, day + DAY_MS]));
+        assert!(counted(None).untimed(day) && daily.untimed(day));
+        // Hourly buckets, or a range that starts within the day: times are needed.
+        let hourly = counted(Some((0..48).map(|h| day + h * 3_600_000).collect()));
+        assert!(!hourly.untimed(day));
+        assert!(!Counted {
+            from: day + 1,
+            ..counted(None)
+        }
+        .untimed(day));
+        for (filters, group) in [
+            (vec![("page", "/pricing")], None),
+            (vec![("country", "DE")], Some("page")),
+            (vec![("event", "signup")], Some("country")),
+            (vec![], Some("exit_page")),
+        ] {
+            let filters: Vec<(Dim, String)> = filters
+                .iter()
+                .map(|(d, v)| (Dim::parse(d).expect("dim"), v.to_string()))
+                .collect();
+            let group = group.map(|g| Dim::parse(g).expect("dim"));
+            let want = Want {
+                counted: Some(daily.clone()),
+                ..Want::of(&filters, group.as_ref())
+            };
+            let needs = want.needs_of(day);
+            assert!(!needs.has(EV_TS) && !needs.has(VISIT_START));
+            let path = want.path.as_deref();
+            let (part, _) = read_path(&bytes, needs, path, None);
+            for counted in [counted(None), daily.clone()] {
+                let bucket_of = |ts: i64| counted.bucket(ts);
+                let count = |d: &Digest| {
+                    let mut acc = Acc::default();
+                    let (from, to) = (counted.from, counted.to);
+                    count_day(d, from, to, &filters, group.as_ref(), &bucket_of, &mut acc);
+                    flatten(acc)
+                };
+                let want = count(&whole);
+                assert!(!want.is_empty());
+                assert_eq!(count(&part), want, "{filters:?} {group:?}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "without the pieces it needs")]
+    fn a_day_read_without_times_is_not_counted_in_part() {
+        let day = 20_000 * DAY_MS;
+        let bytes = Digest::build(day, &raw::sessionise(day_events(day))).encode();
+        let (part, _) = read_part(&bytes, Needs::BASE.untimed(), None);
+        count_day(
+            &part,
+            day + 3_600_000,
+            day + DAY_MS,
+            &[],
+            None,
+            &|_| Some(0),
+            &mut Acc::default(),
+        );
     }
 
     #[test]
