@@ -373,8 +373,8 @@ pub struct Builder {
     events: Vec<EventIds>,
     /// The props of those events: (key, value).
     props: Vec<(u32, u32)>,
-    /// Per visitor of the `Raw`, per slot: its visit's values of [`VISIT_COLUMNS`].
-    visits: Vec<Vec<[u32; VISIT_COLUMNS]>>,
+    /// Per visitor of the `Raw`, per slot: its visit.
+    visits: Vec<Vec<VisitIds>>,
 }
 
 /// What a digest keeps of an event.
@@ -386,6 +386,19 @@ struct EventIds {
     name: u32,
     /// Where its props end in [`Builder::props`] (they start where the previous event's end).
     props_end: u32,
+    /// Its visitor (in the `Raw`) and the slot of its visit.
+    visitor: u32,
+    slot: u32,
+}
+
+/// What a digest keeps of a visit.
+#[derive(Clone, Copy, Default)]
+struct VisitIds {
+    started_at: i64,
+    duration_ms: u32,
+    bounce: bool,
+    /// Its values of [`VISIT_COLUMNS`].
+    values: [u32; VISIT_COLUMNS],
 }
 
 impl Builder {
@@ -412,9 +425,11 @@ impl Builder {
     }
 
     /// Takes in the events appended to `raw` since the last build, and the visits they
-    /// started or touched.
+    /// started or joined (only an event changes a visit, its own: a visit's start, end,
+    /// exit page or bounce).
     fn update(&mut self, raw: &Raw) {
         let seen = self.events.len().min(raw.events.len());
+        let mut touched = Vec::with_capacity(raw.events.len() - seen);
         for (ev, vi, si) in &raw.events[seen..] {
             for (k, v) in &ev.props {
                 let (k, v) = (self.id(k), self.id(v));
@@ -426,37 +441,42 @@ impl Builder {
                 path: self.id(&ev.path),
                 name: self.opt(ev.name.as_deref()),
                 props_end: self.props.len() as u32,
+                visitor: *vi as u32,
+                slot: *si as u32,
             };
             self.events.push(ids);
-            // A visit touched: its values are taken again (its exit page moved).
-            if let Some(values) = self.visits.get_mut(*vi).and_then(|v| v.get_mut(*si)) {
-                values[0] = u32::MAX;
-            }
+            touched.push((*vi, *si));
         }
-        self.visits.resize(raw.visitors.len(), Vec::new());
-        for (vi, visitor) in raw.visitors.iter().enumerate() {
-            let slots = &visitor.slots;
-            let known = self.visits[vi].len().min(slots.len());
-            let stale: Vec<usize> = (0..known)
-                .filter(|si| self.visits[vi][*si][0] == u32::MAX)
-                .chain(known..slots.len())
-                .collect();
-            for si in stale {
-                let mut values = [NONE; VISIT_COLUMNS];
-                for (c, value) in slots[si].visit.values().into_iter().enumerate() {
-                    values[c] = self.opt(value);
-                }
-                match self.visits[vi].get_mut(si) {
-                    Some(v) => *v = values,
-                    None => self.visits[vi].push(values),
-                }
+        touched.sort_unstable();
+        touched.dedup();
+        for (vi, si) in touched {
+            let Some(slot) = raw.visitors.get(vi).and_then(|v| v.slots.get(si)) else {
+                continue;
+            };
+            let v = &slot.visit;
+            let mut ids = VisitIds {
+                started_at: v.started_at,
+                duration_ms: v.duration_ms().clamp(0, i64::from(u32::MAX)) as u32,
+                bounce: v.is_bounce(),
+                values: [NONE; VISIT_COLUMNS],
+            };
+            for (c, value) in v.values().into_iter().enumerate() {
+                ids.values[c] = self.opt(value);
             }
+            if self.visits.len() <= vi {
+                self.visits.resize(vi + 1, Vec::new());
+            }
+            let slots = &mut self.visits[vi];
+            if slots.len() <= si {
+                slots.resize(si + 1, VisitIds::default());
+            }
+            slots[si] = ids;
         }
     }
 
     fn columns(&mut self, day: i64, raw: &Raw) -> Columns {
         self.update(raw);
-        let visits: usize = raw.visitors.iter().map(|v| v.slots.len()).sum();
+        let visits: usize = self.visits.iter().map(Vec::len).sum();
         let events = self.events.len();
         let mut d = Columns {
             visit_values: (0..VISIT_COLUMNS)
@@ -475,17 +495,15 @@ impl Builder {
             ..Columns::default()
         };
         // Visits numbered in the order of the visitors and their slots.
-        let mut first_visit = Vec::with_capacity(raw.visitors.len());
-        for (vi, visitor) in raw.visitors.iter().enumerate() {
+        let mut first_visit = Vec::with_capacity(self.visits.len());
+        for (vi, slots) in self.visits.iter().enumerate() {
             first_visit.push(d.visit_start.len());
-            for (slot, values) in visitor.slots.iter().zip(&self.visits[vi]) {
-                let v = &slot.visit;
+            for v in slots {
                 d.visit_start.push(offset(v.started_at, day));
-                d.visit_duration
-                    .push(v.duration_ms().clamp(0, i64::from(u32::MAX)) as u32);
-                d.visit_bounce.push(v.is_bounce());
+                d.visit_duration.push(v.duration_ms);
+                d.visit_bounce.push(v.bounce);
                 d.visit_visitor.push(vi as u32);
-                for (column, value) in d.visit_values.iter_mut().zip(values) {
+                for (column, value) in d.visit_values.iter_mut().zip(&v.values) {
                     column.push(*value);
                 }
             }
@@ -493,9 +511,14 @@ impl Builder {
         d.ev_props.push(0);
         // Events visit by visit (each visit's in time order), then path by path (see
         // `order_by_path`).
-        let mut order: Vec<(u32, usize)> = (raw.events.iter().zip(&self.events).enumerate())
-            .filter(|(_, (_, ids))| ids.kind != EvKind::Engagement)
-            .map(|(i, ((_, vi, si), _))| ((first_visit[*vi] + si) as u32, i))
+        let mut order: Vec<(u32, usize)> = (self.events.iter().enumerate())
+            .filter(|(_, ids)| ids.kind != EvKind::Engagement)
+            .map(|(i, ids)| {
+                (
+                    (first_visit[ids.visitor as usize] + ids.slot as usize) as u32,
+                    i,
+                )
+            })
             .collect();
         order.sort_by_key(|(visit, _)| *visit);
         for (visit, i) in order {
