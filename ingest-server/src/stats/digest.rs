@@ -15,7 +15,9 @@
 //! complete within its digest and days can be counted one after the other.
 //!
 //! [`count_day`] counts exactly what [`super::raw::aggregate`] counts from the same events
-//! (the tests hold one against the other).
+//! (the tests hold one against the other). Today's events may come out of time order: a
+//! visitor is then counted in the bucket of its earliest counted event, where the raw count
+//! takes the first to arrive.
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
