@@ -895,27 +895,50 @@ impl Digest {
         found
     }
 
-    /// Calls `f` with each position of piece `p` and its value, in one pass over its bytes.
-    fn for_each(&self, p: usize, mut f: impl FnMut(usize, u32)) {
-        let first = self.cols[p].first;
-        let mut f = |i: usize, v: u32| f(first + i, v);
+    /// Adds 1 to `counts[i]` for each position `i` of piece `p` (a visit piece) that holds
+    /// `want`: one pass over its bytes, without a branch.
+    fn count_matches(&self, p: usize, want: u32, counts: &mut [u8]) {
+        fn add<const W: usize>(bytes: &[u8], want: [u8; W], counts: &mut [u8]) {
+            for (n, value) in counts.iter_mut().zip(bytes.chunks_exact(W)) {
+                *n += u8::from(*value == want);
+            }
+        }
+        debug_assert_eq!(self.cols[p].first, 0, "a visit piece is read whole");
         let bytes = &self.data[p][..];
         match self.cols[p].width {
-            1 => bytes.iter().enumerate().for_each(|(i, b)| match b {
-                0xFF => f(i, NONE),
-                b => f(i, u32::from(*b)),
-            }),
-            2 => bytes.chunks_exact(2).enumerate().for_each(|(i, b)| {
-                match u16::from_le_bytes([b[0], b[1]]) {
-                    0xFFFF => f(i, NONE),
-                    v => f(i, u32::from(v)),
-                }
-            }),
-            _ => bytes
-                .chunks_exact(4)
-                .enumerate()
-                .for_each(|(i, b)| f(i, u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            1 => match u8::try_from(want) {
+                Ok(w) if w != 0xFF => add(bytes, [w], counts),
+                _ => {}
+            },
+            2 => match u16::try_from(want) {
+                Ok(w) if w != 0xFFFF => add(bytes, w.to_le_bytes(), counts),
+                _ => {}
+            },
+            _ => add(bytes, want.to_le_bytes(), counts),
         }
+    }
+
+    /// The events (held) whose visit `v` has `visits[v]` set, in one pass over their visits
+    /// ("no visit" is past every visit, so never set).
+    fn events_of(&self, visits: &[bool]) -> Vec<u32> {
+        fn scan<const W: usize>(bytes: &[u8], visits: &[bool], first: u32, out: &mut Vec<u32>) {
+            for (e, value) in bytes.chunks_exact(W).enumerate() {
+                let mut word = [0; 4];
+                word[..W].copy_from_slice(value);
+                let v = u32::from_le_bytes(word) as usize;
+                if visits.get(v).copied().unwrap_or(false) {
+                    out.push(first + e as u32);
+                }
+            }
+        }
+        let (bytes, first) = (&self.data[EV_VISIT][..], self.cols[EV_VISIT].first as u32);
+        let mut out = Vec::new();
+        match self.cols[EV_VISIT].width {
+            1 => scan::<1>(bytes, visits, first, &mut out),
+            2 => scan::<2>(bytes, visits, first, &mut out),
+            _ => scan::<4>(bytes, visits, first, &mut out),
+        }
+        out
     }
 
     /// The bytes of string `id` (empty for an id past the strings).
@@ -1180,18 +1203,13 @@ pub fn count_day(
         }
     ];
     for (c, want) in &visit_filters {
-        d.for_each(VISIT_VALUES + *c, |v, value| {
-            if let Some(n) = passes.get_mut(v) {
-                *n += u8::from(value == *want);
-            }
-        });
+        d.count_matches(VISIT_VALUES + *c, *want, &mut passes);
     }
-    let visit_ok = |v: usize| {
-        visit_filters.is_empty()
-            || passes
-                .get(v)
-                .is_some_and(|n| usize::from(*n) == visit_filters.len())
-    };
+    let passed: Vec<bool> = passes
+        .iter()
+        .map(|n| usize::from(*n) == visit_filters.len())
+        .collect();
+    let visit_ok = |v: usize| visit_filters.is_empty() || passed.get(v).copied().unwrap_or(false);
     // With a filter on the page or the event name, only the events that have it are looked
     // at (found by one scan of that column); the others are checked on those.
     // Else, with visit filters, only the events of the visits that pass them.
@@ -1206,17 +1224,7 @@ pub fn count_day(
             (EventDim::Page, want) => d.path_events(want).map(|e| e as u32).collect(),
             (_, want) => d.positions(EV_NAME, want),
         })
-        .or_else(|| {
-            (!visit_filters.is_empty()).then(|| {
-                let mut events = Vec::new();
-                d.for_each(EV_VISIT, |e, v| {
-                    if visit_ok(v as usize) {
-                        events.push(e as u32);
-                    }
-                });
-                events
-            })
-        });
+        .or_else(|| (!visit_filters.is_empty()).then(|| d.events_of(&passed)));
 
     let visits = d.visits();
     let mut local = Cells::new(if group.is_some() { d.len(ENDS) } else { 0 });
@@ -1589,6 +1597,7 @@ mod tests {
             vec![("prop:plan", "p1")],
             vec![("user", "logged-in"), ("exit_page", "/")],
             vec![("country", "FR")],
+            vec![("country", "US"), ("user", "logged-in")],
         ];
         let hours = |ts: i64| Some(((ts - day) / 3_600_000) as usize);
         // One bucket for the day, as a breakdown or a summary counts.
@@ -1625,6 +1634,49 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn visit_filters_count_the_same_when_visits_take_two_bytes() {
+        // 700 visitors, a visit each: visit numbers take two bytes in the event column.
+        let day = 20_000 * DAY_MS;
+        let paths = ["/", "/pricing", "/docs"];
+        let evs: Vec<Ev> = (0..2_100_i64)
+            .map(|i| {
+                let kind = if i % 7 == 0 {
+                    EvKind::Event
+                } else {
+                    EvKind::Pageview
+                };
+                let ts = day + (i * 7_919 % 86_000) * 1_000;
+                ev(i, ts, i % 700, kind, paths[(i % 3) as usize])
+            })
+            .collect();
+        let digest = Digest::build(day, &raw::sessionise(evs.clone()));
+        assert!(digest.visits() > 255 && digest.cols[EV_VISIT].width == 2);
+        let all = raw::sessionise(evs);
+        let filters: Vec<(Dim, String)> = [("country", "US"), ("user", "logged-in")]
+            .iter()
+            .map(|(d, v)| (Dim::parse(d).expect("dim"), v.to_string()))
+            .collect();
+        let whole = |_: i64| Some(0);
+        for group in [None, Some("page"), Some("country"), Some("event")] {
+            let group = group.map(|g| Dim::parse(g).expect("dim"));
+            let want = raw::aggregate(&all, day, day + DAY_MS, &filters, group.as_ref(), &whole);
+            let mut got = Acc::default();
+            count_day(
+                &digest,
+                day,
+                day + DAY_MS,
+                &filters,
+                group.as_ref(),
+                &whole,
+                &mut got,
+            );
+            let got = flatten(got);
+            assert!(!got.is_empty());
+            assert_eq!(got, want, "group {group:?}");
         }
     }
 
