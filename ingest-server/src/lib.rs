@@ -65,6 +65,7 @@ pub async fn serve(
     let store = Store::open(&config.database_url)
         .await
         .with_context(|| "opening the database")?;
+    store.days.keep_at_most(config.digest_cache_bytes);
     let metrics = Arc::new(metrics::Metrics::with_store(&store));
     let (pipeline, writer) =
         Pipeline::start(store.clone(), metrics.clone(), config.pipeline.clone());

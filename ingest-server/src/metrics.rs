@@ -143,6 +143,11 @@ impl Metrics {
              by holder: events, rollups, checkpoint",
             store.gate_held.clone(),
         );
+        metrics.registry.register(
+            "digest_cache_bytes",
+            "Bytes of decoded day digests kept in memory for filtered stats queries",
+            store.days.held.clone(),
+        );
         metrics
     }
 

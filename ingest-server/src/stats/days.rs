@@ -12,13 +12,15 @@
 //!
 //! Decoded digests are kept in memory for the queries that follow (an admin page view asks
 //! eight at once): the first query that needs a day builds or reads it, the others wait for
-//! it. At most [`KEPT_EVENTS`] events' worth are kept, the least recently used dropped
-//! first, and none longer than [`MAX_AGE`] after its last use: an idle server holds none.
-//! A query reads its days [`CHUNK_DAYS`] at a time, so a year holds at most that many days
-//! in memory beyond the kept ones.
+//! it. At most [`KEPT_BYTES`] of them are kept (`TALLY_DIGEST_CACHE_MB`), the least
+//! recently used dropped first, and none longer than [`MAX_AGE`] after its last use: an idle
+//! server holds none. A query reads its days [`CHUNK_DAYS`] at a time, so a year holds at
+//! most that many days in memory beyond the kept ones. A year of a site with 10 million
+//! events a year takes about 150 MiB; kept, the filters someone clicks through over that
+//! year are counted without reading the database again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,10 +34,9 @@ use crate::rollup::store::{ev_from_row, ev_from_sqlite, EV_COLUMNS};
 use crate::store::{Dialect, Store, StoreError};
 
 /// How long a decoded digest is kept after its last use.
-pub const MAX_AGE: Duration = Duration::from_secs(30);
-/// How many events' worth of digests are kept in memory at most (about 30 bytes each with
-/// their visits).
-pub const KEPT_EVENTS: usize = 1_000_000;
+pub const MAX_AGE: Duration = Duration::from_secs(300);
+/// How many bytes of decoded digests are kept in memory at most, by default.
+pub const KEPT_BYTES: usize = 256 << 20;
 /// How long the events of a day not over are kept after their last use.
 pub const OPEN_MAX_AGE: Duration = Duration::from_secs(300);
 /// How many days a query reads and counts at a time.
@@ -77,8 +78,10 @@ pub struct DayCache {
     read: AtomicU64,
     read_bytes: AtomicU64,
     open_events: AtomicU64,
-    /// [`KEPT_EVENTS`], but for tests.
-    kept_events: usize,
+    /// How many bytes of digests are kept at most ([`KEPT_BYTES`] unless set).
+    kept_bytes: AtomicUsize,
+    /// How many bytes the kept digests held at the last trim (`/metrics`).
+    pub held: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for DayCache {
@@ -90,7 +93,8 @@ impl Default for DayCache {
             read: AtomicU64::new(0),
             read_bytes: AtomicU64::new(0),
             open_events: AtomicU64::new(0),
-            kept_events: KEPT_EVENTS,
+            kept_bytes: AtomicUsize::new(KEPT_BYTES),
+            held: Default::default(),
         }
     }
 }
@@ -108,6 +112,25 @@ impl DayCache {
     /// How many digests were built from raw events so far.
     pub fn built(&self) -> u64 {
         self.built.load(Ordering::Relaxed)
+    }
+
+    /// Keeps at most `bytes` of decoded digests (0: none beyond the queries that use them).
+    pub fn keep_at_most(&self, bytes: usize) {
+        self.kept_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// How many bytes the decoded digests kept hold.
+    pub fn kept_bytes(&self) -> usize {
+        let Ok(slots) = self.slots.lock() else {
+            return 0;
+        };
+        slots
+            .values()
+            .filter_map(|cell| {
+                let slot = cell.try_lock().ok()?;
+                slot.digest.as_ref().map(|(_, d)| d.held_bytes())
+            })
+            .sum()
     }
 
     /// How many stored digests were read so far.
@@ -170,7 +193,7 @@ impl DayCache {
     }
 
     /// Drops the digests unused for [`MAX_AGE`], then the least recently used ones beyond
-    /// the kept events. Slots in use by a query are left alone.
+    /// the kept bytes. Slots in use by a query are left alone.
     fn trim(&self, now: Instant) {
         if let Ok(mut open) = self.open.lock() {
             open.retain(|_, cell| {
@@ -190,20 +213,24 @@ impl DayCache {
             };
             match (&slot.digest, slot.used) {
                 (Some((_, d)), Some(used)) if now.duration_since(used) < MAX_AGE => {
-                    kept.push((*key, used, d.events().max(1)));
+                    kept.push((*key, used, d.held_bytes()));
                     true
                 }
                 _ => false,
             }
         });
         kept.sort_by_key(|(_, used, _)| std::cmp::Reverse(*used));
-        let mut total = 0;
-        for (key, _, events) in kept {
-            total += events;
-            if total > self.kept_events {
+        let (mut total, most) = (0, self.kept_bytes.load(Ordering::Relaxed));
+        let mut held = 0;
+        for (key, _, bytes) in kept {
+            total += bytes;
+            if total > most {
                 slots.remove(&key);
+            } else {
+                held = total;
             }
         }
+        self.held.set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 }
 
@@ -863,10 +890,12 @@ pub async fn aggregate(
         chunks.push(None);
     }
     // Each chunk is counted on a blocking thread while the next one is read: on two cores,
-    // the database's copy of the digests and the counting overlap.
-    let mut counting: Option<tokio::task::JoinHandle<Acc>> = None;
-    let mut out = Acc::default();
-    for chunk in chunks {
+    // the database's copy of the digests and the counting overlap. Two chunks are counted
+    // at once, each into its own sums: when the days are in memory already there is nothing
+    // to read, and counting takes both cores.
+    let mut counting: [Option<tokio::task::JoinHandle<Acc>>; 2] = [None, None];
+    let mut sums = [Acc::default(), Acc::default()];
+    for (k, chunk) in chunks.into_iter().enumerate() {
         let loaded = match (chunk, open) {
             (Some(chunk), _) => digests(store, site_id, chunk, &gens, &want, now_ms).await?,
             (None, Some(day)) => {
@@ -875,14 +904,15 @@ pub async fn aggregate(
             }
             (None, None) => Vec::new(),
         };
-        if let Some(previous) = counting.take() {
-            out = previous
+        let slot = k % 2;
+        if let Some(previous) = counting[slot].take() {
+            sums[slot] = previous
                 .await
                 .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
         }
         let (filters, group, counted) = (filters.clone(), group.clone(), counted.clone());
-        let mut acc = std::mem::take(&mut out);
-        counting = Some(tokio::task::spawn_blocking(move || {
+        let mut acc = std::mem::take(&mut sums[slot]);
+        counting[slot] = Some(tokio::task::spawn_blocking(move || {
             let bucket_of = |ts: i64| counted.bucket(ts);
             for d in &loaded {
                 count_day(d, from, to, &filters, group.as_ref(), &bucket_of, &mut acc);
@@ -890,12 +920,30 @@ pub async fn aggregate(
             acc
         }));
     }
-    if let Some(last) = counting {
-        out = last
-            .await
-            .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+    for (slot, task) in counting.into_iter().enumerate() {
+        if let Some(task) = task {
+            sums[slot] = task
+                .await
+                .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+        }
     }
+    let [mut out, other] = sums;
+    merge(&mut out, other);
     Ok(flatten(out))
+}
+
+/// Adds the sums of `other` to `out`.
+fn merge(out: &mut Acc, other: Acc) {
+    for (b, values) in other {
+        let bucket = out.entry(b).or_default();
+        if bucket.is_empty() {
+            *bucket = values;
+            continue;
+        }
+        for (value, c) in values {
+            *bucket.entry(value).or_default() += c;
+        }
+    }
 }
 
 impl Store {
@@ -939,15 +987,14 @@ mod tests {
     }
 
     #[test]
-    fn the_least_recently_used_go_beyond_the_kept_events() {
-        let cache = DayCache {
-            kept_events: 2,
-            ..DayCache::default()
-        };
+    fn the_least_recently_used_go_beyond_the_kept_bytes() {
+        let cache = DayCache::default();
         let now = Instant::now();
         for i in 0..3 {
             put(&cache, i * DAY_MS, now + Duration::from_secs(i as u64));
         }
+        let each = cache.kept_bytes() / 3;
+        cache.keep_at_most(2 * each);
         cache.trim(now + Duration::from_secs(3));
         assert_eq!(cache.kept(), 2);
         let slots = cache.slots.lock().expect("slots");

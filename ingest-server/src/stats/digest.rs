@@ -956,6 +956,11 @@ impl Digest {
         self.text().get(start..end).unwrap_or_default()
     }
 
+    /// How many bytes it holds in memory (its pieces, shared or not, and itself).
+    pub fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Digest>() + self.data.iter().map(|d| d.len()).sum::<usize>()
+    }
+
     /// How many page views and custom events it holds.
     pub fn events(&self) -> usize {
         self.layout.cols[EV_TS].len

@@ -14,8 +14,9 @@
 //!    of the whole year is reported, then each query with the decoded digests dropped
 //!    before every repetition and 20 new events of today stored and counted (as under live
 //!    traffic; today's events are kept in memory as the server keeps them, and only the new
-//!    ones read), once more with nothing in memory, and one count of the raw events for
-//!    comparison.
+//!    ones read), over 12 months once more with the past days kept decoded between
+//!    repetitions (as the server keeps them, `TALLY_DIGEST_CACHE_MB`), once more with
+//!    nothing in memory, and one count of the raw events for comparison.
 //!
 //! `TALLY_BENCH_STATS_EVENTS` overrides the number of events (e.g. 200000 for a quick run);
 //! `TALLY_BENCH_STATS_ONLY=TEXT` runs only the measurements whose label contains `TEXT`
@@ -199,6 +200,9 @@ enum Start {
     /// the decoded days that are over dropped (read back from the database), today's events
     /// kept as the server keeps them (`stats::days`).
     Live,
+    /// Under live traffic as [`Start::Live`], the days that are over kept decoded as the
+    /// server keeps them (`TALLY_DIGEST_CACHE_MB`): as when someone clicks through the page.
+    Warm,
 }
 
 /// Stores and counts 20 events of now (two visits on `/pricing` and `/`).
@@ -276,13 +280,14 @@ async fn measure_from(
                 live_events(store, site).await?;
                 store.days.clear_closed();
             }
+            Start::Warm => live_events(store, site).await?,
         }
         let built = store.days.built();
         let t = Instant::now();
         once(store, site, q, p, now).await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         // Under live traffic, today's digest is built again at every repetition.
-        if start == Start::Live && !matches!(q, Query::RawSummary) {
+        if start != Start::Cold && !matches!(q, Query::RawSummary) {
             anyhow::ensure!(
                 store.days.built() > built,
                 "a live repetition built nothing"
@@ -448,18 +453,23 @@ async fn queries(
             &[("filter[page]", "/pricing")],
         ),
     ];
+    let ranges = [
+        ("7d", Start::Live, ""),
+        ("30d", Start::Live, ""),
+        ("12mo", Start::Live, ""),
+        ("12mo", Start::Warm, ", past days kept in memory"),
+    ];
     for (name, q, extra) in filtered {
-        for range in ["7d", "30d", "12mo"] {
+        for (range, start, how) in ranges {
             if matches!(q, Query::RawSummary) && range == "12mo" {
                 continue;
             }
-            let label = format!("stats {db}: {name} {range} p50 / p95");
+            let label = format!("stats {db}: {name} {range}{how} p50 / p95");
             if !wanted(&label) {
                 continue;
             }
             let p = params("bench.example", range, extra, now)?;
-            let (p50, p95) =
-                measure_from(store, site_id, q, &p, now, FILTERED_REPS, Start::Live).await?;
+            let (p50, p95) = measure_from(store, site_id, q, &p, now, FILTERED_REPS, start).await?;
             eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
             rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
         }
