@@ -919,26 +919,30 @@ impl Digest {
     }
 
     /// The events (held) whose visit `v` has `visits[v]` set, in one pass over their visits
-    /// ("no visit" is past every visit, so never set).
+    /// ("no visit" is past every visit, so never set). Without a branch: each event is
+    /// written at the end of those found, which moves past it when its visit is set (a
+    /// visit filter passes a few visits in ten, in no order a branch could foresee).
     fn events_of(&self, visits: &[bool]) -> Vec<u32> {
-        fn scan<const W: usize>(bytes: &[u8], visits: &[bool], first: u32, out: &mut Vec<u32>) {
+        fn scan<const W: usize>(bytes: &[u8], visits: &[bool], first: u32) -> Vec<u32> {
+            let mut out = vec![0; bytes.len() / W];
+            let mut found = 0;
             for (e, value) in bytes.chunks_exact(W).enumerate() {
                 let mut word = [0; 4];
                 word[..W].copy_from_slice(value);
                 let v = u32::from_le_bytes(word) as usize;
-                if visits.get(v).copied().unwrap_or(false) {
-                    out.push(first + e as u32);
-                }
+                // `found` ≤ `e` < the number of events.
+                out[found] = first + e as u32;
+                found += usize::from(visits.get(v).copied().unwrap_or(false));
             }
+            out.truncate(found);
+            out
         }
         let (bytes, first) = (&self.data[EV_VISIT][..], self.cols[EV_VISIT].first as u32);
-        let mut out = Vec::new();
         match self.cols[EV_VISIT].width {
-            1 => scan::<1>(bytes, visits, first, &mut out),
-            2 => scan::<2>(bytes, visits, first, &mut out),
-            _ => scan::<4>(bytes, visits, first, &mut out),
+            1 => scan::<1>(bytes, visits, first),
+            2 => scan::<2>(bytes, visits, first),
+            _ => scan::<4>(bytes, visits, first),
         }
-        out
     }
 
     /// The bytes of string `id` (empty for an id past the strings).
@@ -1449,14 +1453,15 @@ impl LastSeen {
 
 /// A day's counts per (bucket, value id of the group). The ungrouped counts are found by
 /// their bucket; a value's last cell by its id (a breakdown has one bucket), the others by
-/// hash.
+/// hash, indexed only once a value is seen in a second bucket.
 struct Cells {
     /// Per bucket, its ungrouped cell.
     ungrouped: Vec<u32>,
     /// Per value id, its last cell.
     last: Vec<u32>,
     cells: Vec<((usize, u32), Counts)>,
-    index: HashMap<(usize, u32), u32, Fast>,
+    /// Every grouped cell, once a value has cells in two buckets.
+    index: Option<HashMap<(usize, u32), u32, Fast>>,
 }
 
 impl Cells {
@@ -1466,7 +1471,7 @@ impl Cells {
             ungrouped: Vec::new(),
             last: vec![u32::MAX; values],
             cells: Vec::new(),
-            index: HashMap::default(),
+            index: None,
         }
     }
 
@@ -1487,11 +1492,32 @@ impl Cells {
             };
             return &mut self.cells[i as usize].1;
         }
-        let last = self.last.get(g as usize).copied().unwrap_or(u32::MAX) as usize;
-        if self.cells.get(last).is_some_and(|(key, _)| *key == (b, g)) {
-            return &mut self.cells[last].1;
+        let last = self.last.get(g as usize).copied().unwrap_or(u32::MAX);
+        if self
+            .cells
+            .get(last as usize)
+            .is_some_and(|(key, _)| *key == (b, g))
+        {
+            return &mut self.cells[last as usize].1;
         }
-        let i = *self.index.entry((b, g)).or_insert(next);
+        // A value with no cell yet (and in range: else it may have cells unknown to `last`)
+        // needs no index while no value has cells in two buckets.
+        let new_value = last == u32::MAX && (g as usize) < self.last.len();
+        let i = match (&mut self.index, new_value) {
+            (None, true) => next,
+            (index, _) => {
+                let cells = &self.cells;
+                let index = index.get_or_insert_with(|| {
+                    cells
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (key, _))| key.1 != ALL)
+                        .map(|(i, (key, _))| (*key, i as u32))
+                        .collect()
+                });
+                *index.entry((b, g)).or_insert(next)
+            }
+        };
         if i == next {
             self.cells.push(((b, g), Counts::default()));
         }
@@ -1807,6 +1833,46 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn cells_are_one_per_bucket_and_value() {
+        let mut cells = Cells::new(10);
+        let mut add = |b: usize, g: u32| cells.get(b, g).pageviews += 1;
+        // One bucket: no index; then a value in a second bucket, and more after it.
+        for (b, g) in [
+            (0, 5),
+            (0, 7),
+            (0, 5),
+            (1, 5),
+            (0, 5),
+            (1, 7),
+            (1, 5),
+            (0, 9),
+        ] {
+            add(b, g);
+        }
+        add(2, ALL);
+        add(0, ALL);
+        add(2, ALL);
+        let mut got: Vec<((usize, u32), i64)> = cells
+            .cells
+            .iter()
+            .map(|(key, c)| (*key, c.pageviews))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                ((0, 5), 3),
+                ((0, 7), 1),
+                ((0, 9), 1),
+                ((0, ALL), 1),
+                ((1, 5), 2),
+                ((1, 7), 1),
+                ((2, ALL), 2)
+            ]
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! `TALLY_BENCH_STATS_ONLY=TEXT` runs only the measurements whose label contains `TEXT`
 //! (e.g. `12mo` or `filter[page]`; the digests are built anew only when the label of that
 //! step matches, else the stored ones are used);
+//! `TALLY_BENCH_FILTERED_REPS` overrides how often each filtered query is repeated (10; more
+//! for a profile of one query);
 //! `TALLY_BENCH_SQLITE=0` / `TALLY_BENCH_PG=0` skip a database; `TALLY_BENCH_SQLITE_PATH`
 //! keeps the SQLite database at that path for a closer look afterwards; a path that already
 //! holds the benchmark's events is queried again without generating them anew.
@@ -469,7 +471,8 @@ async fn queries(
                 continue;
             }
             let p = params("bench.example", range, extra, now)?;
-            let (p50, p95) = measure_from(store, site_id, q, &p, now, FILTERED_REPS, start).await?;
+            let (p50, p95) =
+                measure_from(store, site_id, q, &p, now, filtered_reps(), start).await?;
             eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
             rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
         }
@@ -481,10 +484,19 @@ async fn queries(
         return Ok(());
     }
     let p = params("bench.example", "30d", &[("filter[page]", "/pricing")], now)?;
-    let (p50, p95) = measure(store, site_id, Query::Summary, &p, now, FILTERED_REPS).await?;
+    let (p50, p95) = measure(store, site_id, Query::Summary, &p, now, filtered_reps()).await?;
     eprintln!("  {label:<70} {p50:.1} / {p95:.1} ms");
     rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
     Ok(())
+}
+
+/// How often each filtered query is repeated.
+fn filtered_reps() -> usize {
+    std::env::var("TALLY_BENCH_FILTERED_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(FILTERED_REPS)
 }
 
 /// Drops the stored digests and measures the first filtered query over 12 months, which
