@@ -477,6 +477,8 @@ async fn metrics_count_what_was_sent() {
     );
     assert_eq!(value("tally_events_bot_total"), 2.0);
     assert_eq!(value("tally_queue_depth"), 0.0);
+    // No filtered stats query yet: no day digest held.
+    assert_eq!(value("tally_digest_cache_bytes"), 0.0);
     // This router runs no rollup worker: the three new events wait to be counted.
     assert_eq!(value("tally_rollup_backlog"), 3.0);
     // Two commits of three events each: the new ones, then their duplicates.
