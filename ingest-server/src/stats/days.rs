@@ -37,10 +37,13 @@ use crate::store::{Dialect, Store, StoreError};
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 /// How many bytes of decoded digests are kept in memory at most, by default.
 pub const KEPT_BYTES: usize = 256 << 20;
-/// How long the events of a day not over are kept after their last use (about 60 bytes an
-/// event: a few MiB for a site of 10 million events a year, where building today from
-/// nothing takes 50–100 ms).
-pub const OPEN_MAX_AGE: Duration = Duration::from_secs(3600);
+/// How long the events of a day not over are kept after their last use by a query (about 60
+/// bytes an event: a few MiB for a site of 10 million events a year, where building today
+/// from nothing takes 50–100 ms). Meanwhile the background builder keeps them up to date
+/// ([`refresh_open`]).
+pub const OPEN_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How often the background builder brings the kept days not over up to date.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// How many days a query reads and counts at a time.
 pub const CHUNK_DAYS: usize = 16;
 
@@ -532,7 +535,14 @@ pub const WARM_DAYS: i64 = 8;
 /// days it pauses twice as long as the round took (it takes at most a third of a core); a
 /// minute when nothing is left. Runs until aborted.
 pub async fn run(store: Store) {
+    let mut refreshed = Instant::now();
     loop {
+        if refreshed.elapsed() >= REFRESH_EVERY {
+            if let Err(e) = refresh_open(&store).await {
+                tracing::warn!(error = %e, "bringing today's kept events up to date");
+            }
+            refreshed = Instant::now();
+        }
         let started = Instant::now();
         let pause = match warm(&store, WARM_DAYS).await {
             Ok(0) => Duration::from_secs(60),
@@ -544,6 +554,26 @@ pub async fn run(store: Store) {
         };
         tokio::time::sleep(pause).await;
     }
+}
+
+/// Brings the events kept of the day not over, of every site a query kept them for, up to
+/// date: a query after a long pause then reads only what came since the last round, not
+/// hours of events. A site's kept day that is over gives way to today's. This is no use
+/// by a query: what no query used for [`OPEN_MAX_AGE`] is dropped first. Returns how many
+/// sites' days it brought up to date.
+pub async fn refresh_open(store: &Store) -> Result<usize, StoreError> {
+    store.days.trim(Instant::now());
+    let sites: Vec<i64> = match store.days.open.lock() {
+        Ok(open) => open.keys().copied().collect(),
+        Err(_) => return Ok(0),
+    };
+    let today = floor_day(crate::now_ms());
+    for site_id in &sites {
+        let gen = gens(store, *site_id, today, today + DAY_MS).await?;
+        let gen = gen.get(&today).copied().unwrap_or(0);
+        open_digest(store, *site_id, today, gen, false).await?;
+    }
+    Ok(sites.len())
 }
 
 /// Builds and stores the digests of up to `limit` days that are over and have no current
@@ -669,20 +699,29 @@ async fn digests(
 /// largest `seq` seen. On PostgreSQL numbers are taken before commits, which can finish in
 /// another order: the day's numbers are read (an index scan) and the events whose number
 /// was not seen yet are fetched.
+/// A query `uses` it (what no query used for [`OPEN_MAX_AGE`] is dropped).
 async fn open_digest(
     store: &Store,
     site_id: i64,
     day: i64,
     gen: i64,
+    uses: bool,
 ) -> Result<Arc<Digest>, StoreError> {
     let cell = store.days.open_cell(site_id);
     let mut open = cell.lock_owned().await;
     let now = Instant::now();
     if let Some(o) = open.as_mut().filter(|o| o.day == day && o.gen == gen) {
-        o.used = now;
+        if uses {
+            o.used = now;
+        }
         return Ok(o.digest.clone());
     }
-    let kept = open.take().filter(|o| o.day == day);
+    let previous = open.take();
+    let used = match (uses, &previous) {
+        (false, Some(o)) => o.used,
+        _ => now,
+    };
+    let kept = previous.filter(|o| o.day == day);
     let since = kept.as_ref().map(|o| o.upto);
     let mut new_numbers = Vec::new();
     let (gen, upto, evs) = match store.dialect {
@@ -725,7 +764,7 @@ async fn open_digest(
         raw,
         builder,
         digest: digest.clone(),
-        used: now,
+        used,
     });
     Ok(digest)
 }
@@ -902,7 +941,7 @@ pub async fn aggregate(
             (Some(chunk), _) => digests(store, site_id, chunk, &gens, &want, now_ms).await?,
             (None, Some(day)) => {
                 let gen = gens.get(&day).copied().unwrap_or(0);
-                vec![open_digest(store, site_id, day, gen).await?]
+                vec![open_digest(store, site_id, day, gen, true).await?]
             }
             (None, None) => Vec::new(),
         };

@@ -1284,8 +1284,34 @@ async fn today_follows_new_events(kind: Kind) {
     );
     // The same from nothing kept.
     store.days.clear();
-    assert_eq!(check(store.clone(), p, filters).await, second);
+    assert_eq!(
+        check(store.clone(), p.clone(), filters.clone()).await,
+        second
+    );
     assert_eq!(store.days.open_events_read(), 48, "today read whole again");
+    // The background builder brings what is kept up to date: the query after reads nothing.
+    store
+        .insert_events(batch(&mut n, 24, 6))
+        .await
+        .expect("insert");
+    roll_up_now(&store).await.expect("roll up");
+    assert_eq!(days::refresh_open(&store).await.expect("refresh"), 1);
+    assert_eq!(store.days.open_events_read(), 54, "the 6 new events read");
+    let built = store.days.built();
+    let third = check(store.clone(), p.clone(), filters.clone()).await;
+    assert_eq!(third.pageviews, 8);
+    assert_eq!(
+        store.days.open_events_read(),
+        54,
+        "nothing read by the query"
+    );
+    assert_eq!(store.days.built(), built, "nothing built by the query");
+    // Nothing new: the next round reads nothing either.
+    assert_eq!(days::refresh_open(&store).await.expect("refresh"), 1);
+    assert_eq!(store.days.open_events_read(), 54);
+    // Nothing kept: nothing to bring up to date.
+    store.days.clear();
+    assert_eq!(days::refresh_open(&store).await.expect("refresh"), 0);
 }
 
 #[tokio::test]
