@@ -430,7 +430,12 @@ impl Builder {
     /// started or joined (only an event changes a visit, its own: a visit's start, end,
     /// exit page or bounce).
     fn update(&mut self, raw: &Raw) {
-        let seen = self.events.len().min(raw.events.len());
+        // The events it has not seen yet (those `raw` forgot it had seen).
+        debug_assert!(
+            self.events.len() >= raw.forgotten,
+            "events forgotten unseen"
+        );
+        let seen = self.events.len().clamp(raw.forgotten, raw.len()) - raw.forgotten;
         let mut touched = Vec::with_capacity(raw.events.len() - seen);
         for (ev, vi, si) in &raw.events[seen..] {
             for (k, v) in &ev.props {
@@ -1727,24 +1732,27 @@ mod tests {
             };
             evs.push(ev(1_000 + i, ts, visitor, kind, paths[(i % 4) as usize]));
         }
-        let mut raw = Raw::default();
+        // The events built in are forgotten after each build, as for a day not over; `all`
+        // keeps them all.
+        let (mut raw, mut all) = (Raw::default(), Raw::default());
         let mut builder = Builder::default();
         // Late events too: each batch has events older than the last one's.
         let mut touched = 0;
         for batch in 0..4 {
             let part: Vec<Ev> = evs.iter().filter(|e| e.seq % 4 == batch).cloned().collect();
-            let (before, slots): (usize, Vec<usize>) = (
-                raw.events.len(),
-                raw.visitors.iter().map(|v| v.slots.len()).collect(),
-            );
+            let slots: Vec<usize> = raw.visitors.iter().map(|v| v.slots.len()).collect();
+            all.append(part.clone());
             raw.append(part);
             // Events joining a visit of an earlier build (its exit page, its duration move).
-            touched += raw.events[before..]
+            touched += raw
+                .events
                 .iter()
                 .filter(|(_, vi, si)| slots.get(*vi).is_some_and(|n| si < n))
                 .count();
             let again = builder.build(day, &raw);
-            let anew = Digest::build(day, &raw);
+            raw.forget_events();
+            assert_eq!(raw.len(), all.len());
+            let anew = Digest::build(day, &all);
             for p in 0..PIECES {
                 assert!(
                     again.data[p] == anew.data[p],

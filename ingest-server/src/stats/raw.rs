@@ -20,18 +20,29 @@ use crate::store::{Dialect, Store, StoreError};
 pub struct Raw {
     index: HashMap<(i64, i64), usize>,
     pub(crate) visitors: Vec<Visitor>,
-    /// (event, index in `visitors`, slot of its visit).
+    /// (event, index in `visitors`, slot of its visit), past the forgotten ones.
     pub(crate) events: Vec<(Ev, usize, usize)>,
+    /// How many events came before `events` and were forgotten ([`Raw::forget_events`]).
+    pub(crate) forgotten: usize,
 }
 
 impl Raw {
     /// How many events were loaded.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.forgotten + self.events.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len() == 0
+    }
+
+    /// Drops the events loaded so far, keeping their visits (which later events may join)
+    /// and their count: for a day not over, once a digest `Builder` took them in (it keeps
+    /// what it needs of them in a tenth of the memory). Counting from a `Raw` (not through
+    /// a `Builder`) then no longer sees them.
+    pub(crate) fn forget_events(&mut self) {
+        self.forgotten += self.events.len();
+        self.events = Vec::new();
     }
 }
 

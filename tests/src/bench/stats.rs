@@ -477,6 +477,29 @@ async fn queries(
             rows.push(Row::new(label, format!("{p50:.1} / {p95:.1} ms")));
         }
     }
+    // What the kept days hold after the 12-month queries (they are kept as the server keeps
+    // them), and this process's own resident memory with them (`RssAnon`: not the pages of
+    // the mapped database files, which are the system's file cache).
+    let label = format!("stats {db}: day digests kept in memory after the filtered 12mo queries");
+    if wanted(&label) && store.days.kept_bytes() > 0 {
+        // What was freed handed back first, as the server does every few seconds.
+        ingest_server::memory::release();
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("RssAnon:"))?;
+                line.split_whitespace().nth(1)?.parse::<f64>().ok()
+            })
+            .map_or_else(String::new, |kib| {
+                format!(", the benchmark's anonymous RSS {:.0} MiB", kib / 1024.0)
+            });
+        let figure = format!(
+            "{:.1} MiB{rss}",
+            store.days.kept_bytes() as f64 / 1_048_576.0
+        );
+        eprintln!("  {label:<70} {figure}");
+        rows.push(Row::new(label, figure));
+    }
     // The first filtered query after a start: today's events so far read whole.
     let label =
         format!("stats {db}: summary filter[page]=/pricing 30d, nothing in memory p50 / p95");
