@@ -9,6 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Large blocks handed back to the system when freed (see `memory::configure`).
+    ingest_server::memory::configure();
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.options.log).with_context(|| {
         format!(

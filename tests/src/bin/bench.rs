@@ -77,6 +77,8 @@ fn print(rows: &[Row]) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // As the server's process does (the stats benchmark counts in this one).
+    ingest_server::memory::configure();
     let cli = Cli::parse();
     let settings = bench::ingest::Settings {
         seconds: cli.seconds,
