@@ -42,6 +42,11 @@ pub const KEPT_BYTES: usize = 256 << 20;
 /// where building today from nothing takes 50–110 ms) is kept after a query last used it.
 /// Meanwhile the background builder keeps it up to date ([`refresh_open`]).
 pub const OPEN_MAX_AGE: Duration = Duration::from_secs(3600);
+/// A site whose day not over has at least this many events has it built by the background
+/// builder, from the start and without waiting for a query, and kept whether queries use it
+/// or not ([`DayCache::keep_open_from`]): building so many events from nothing (about 1 ms
+/// per 1,000) would otherwise fall on the first filtered query after a start or a pause.
+pub const OPEN_KEEP_EVENTS: usize = 20_000;
 /// How often the background builder brings the kept days not over up to date.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// How many days a query reads and counts at a time.
@@ -85,6 +90,8 @@ pub struct DayCache {
     open_events: AtomicU64,
     /// How many bytes of digests are kept at most ([`KEPT_BYTES`] unless set).
     kept_bytes: AtomicUsize,
+    /// From how many events a day not over is kept unused ([`OPEN_KEEP_EVENTS`] unless set).
+    keep_open_from: AtomicUsize,
     /// How many bytes the kept digests held at the last trim (`/metrics`).
     pub held: prometheus_client::metrics::gauge::Gauge,
 }
@@ -99,6 +106,7 @@ impl Default for DayCache {
             read_bytes: AtomicU64::new(0),
             open_events: AtomicU64::new(0),
             kept_bytes: AtomicUsize::new(KEPT_BYTES),
+            keep_open_from: AtomicUsize::new(OPEN_KEEP_EVENTS),
             held: Default::default(),
         }
     }
@@ -122,6 +130,17 @@ impl DayCache {
     /// Keeps at most `bytes` of decoded digests (0: none beyond the queries that use them).
     pub fn keep_at_most(&self, bytes: usize) {
         self.kept_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Keeps the day not over of every site with at least `events` events of it built and up
+    /// to date, used or not (see [`OPEN_KEEP_EVENTS`]).
+    pub fn keep_open_from(&self, events: usize) {
+        self.keep_open_from.store(events, Ordering::Relaxed);
+    }
+
+    /// How many sites' days not over are kept.
+    pub fn open_kept(&self) -> usize {
+        self.open.lock().map_or(0, |open| open.len())
     }
 
     /// How many bytes the decoded digests kept hold.
@@ -197,14 +216,17 @@ impl DayCache {
             .collect()
     }
 
-    /// Drops the digests unused for [`MAX_AGE`], then the least recently used ones beyond
-    /// the kept bytes. Slots in use by a query are left alone.
-    fn trim(&self, now: Instant) {
+    /// Drops, as of `now`, the digests unused for [`MAX_AGE`], then the least recently used
+    /// ones beyond the kept bytes, and the days not over unused for [`OPEN_MAX_AGE`] but
+    /// those with [`OPEN_KEEP_EVENTS`]. What a query is using is left alone.
+    pub fn trim(&self, now: Instant) {
+        let big = self.keep_open_from.load(Ordering::Relaxed);
         if let Ok(mut open) = self.open.lock() {
             open.retain(|_, cell| {
                 cell.try_lock().map_or(true, |o| {
-                    o.as_ref()
-                        .is_some_and(|o| now.duration_since(o.used) < OPEN_MAX_AGE)
+                    o.as_ref().is_some_and(|o| {
+                        now.duration_since(o.used) < OPEN_MAX_AGE || o.digest.events() >= big
+                    })
                 })
             });
         }
@@ -532,16 +554,18 @@ pub const WARM_DAYS: i64 = 8;
 /// The background builder: stores the digests of the days that are over and have none, or
 /// a stale one, newest first, so that filtered queries find them ready (after an upgrade, a
 /// late event, and every night for the day just over). After each round of [`WARM_DAYS`]
-/// days it pauses twice as long as the round took (it takes at most a third of a core); a
-/// minute when nothing is left. Runs until aborted.
+/// days it pauses twice as long as the round took (it takes at most a third of a core); 30 s
+/// when nothing is left. Every [`REFRESH_EVERY`], and first of all, it brings the days not
+/// over up to date ([`refresh_open`]). Runs until aborted.
 pub async fn run(store: Store) {
-    let mut refreshed = Instant::now();
+    // Today's days first: they are what a query would build from nothing.
+    let mut refreshed: Option<Instant> = None;
     loop {
-        if refreshed.elapsed() >= REFRESH_EVERY {
+        if refreshed.is_none_or(|at| at.elapsed() >= REFRESH_EVERY) {
             if let Err(e) = refresh_open(&store).await {
                 tracing::warn!(error = %e, "bringing today's kept events up to date");
             }
-            refreshed = Instant::now();
+            refreshed = Some(Instant::now());
         }
         let started = Instant::now();
         let pause = match warm(&store, WARM_DAYS).await {
@@ -552,22 +576,44 @@ pub async fn run(store: Store) {
                 Duration::from_secs(60)
             }
         };
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(pause.min(REFRESH_EVERY)).await;
     }
 }
 
 /// Brings the events kept of the day not over, of every site a query kept them for, up to
-/// date: a query after a long pause then reads only what came since the last round, not
-/// hours of events. A site's kept day that is over gives way to today's. This is no use
-/// by a query: what no query used for [`OPEN_MAX_AGE`] is dropped first. Returns how many
-/// sites' days it brought up to date.
+/// date, and builds it for the sites with at least [`OPEN_KEEP_EVENTS`] events of it that
+/// have none kept (after a start, or at midnight): a query after a long pause then reads
+/// only what came since the last round, not hours of events. A site's kept day that is
+/// over gives way to today's. This is no use by a query: what no query used for
+/// [`OPEN_MAX_AGE`] is dropped first, unless it is that big. Returns how many sites' days
+/// it brought up to date.
 pub async fn refresh_open(store: &Store) -> Result<usize, StoreError> {
     store.days.trim(Instant::now());
-    let sites: Vec<i64> = match store.days.open.lock() {
-        Ok(open) => open.keys().copied().collect(),
-        Err(_) => return Ok(0),
+    let Ok(mut sites) = store
+        .days
+        .open
+        .lock()
+        .map(|o| o.keys().copied().collect::<Vec<i64>>())
+    else {
+        return Ok(0);
     };
     let today = floor_day(crate::now_ms());
+    // Each site's events of today counted up to the threshold at most (the time index).
+    let big = store.days.keep_open_from.load(Ordering::Relaxed);
+    let busy: Vec<i64> = sqlx::query_scalar(
+        "SELECT s.id FROM sites s WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM events e \
+         WHERE e.site_id = s.id AND e.ts >= $1 AND e.ts < $2 LIMIT $3) x) >= $3",
+    )
+    .bind(today)
+    .bind(today + DAY_MS)
+    .bind(i64::try_from(big).unwrap_or(i64::MAX))
+    .fetch_all(&store.pool)
+    .await?;
+    for site_id in busy {
+        if !sites.contains(&site_id) {
+            sites.push(site_id);
+        }
+    }
     for site_id in &sites {
         let gen = gens(store, *site_id, today, today + DAY_MS).await?;
         let gen = gen.get(&today).copied().unwrap_or(0);
@@ -772,14 +818,18 @@ async fn open_digest(
 }
 
 /// SQLite: the `gen` of `day`, the largest `seq`, and the day's events numbered up to it
-/// (past `since`, when given), in one snapshot.
+/// (past `since`, when given), as of one snapshot. The whole day so far is read in two
+/// halves of its time at once, on two connections (stepping through the rows and making
+/// the events is most of the time): each reads the events numbered up to the `seq` of the
+/// snapshot the `gen` was read in, and later snapshots hold exactly those (SQLite numbers
+/// events in commit order, and a day not over is never pruned).
 async fn open_sqlite(
     store: &Store,
     site_id: i64,
     day: i64,
     since: Option<i64>,
 ) -> Result<(i64, i64, Vec<crate::rollup::model::Ev>), StoreError> {
-    store
+    let (gen, upto, evs) = store
         .sqlite_read(move |conn| {
             use rusqlite::OptionalExtension;
             let tx = conn.unchecked_transaction()?;
@@ -792,31 +842,50 @@ async fn open_sqlite(
                 .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
                 .query_row([], |r| r.get(0))?;
             // Past a `seq`: the rows by number (not through the time index).
-            let sql = match since {
-                Some(_) => format!(
-                    "SELECT {EV_COLUMNS} FROM events NOT INDEXED WHERE seq > ?4 AND seq <= ?5 \
-                     AND site_id = ?1 AND ts >= ?2 AND ts < ?3"
-                ),
-                None => format!(
-                    "SELECT {EV_COLUMNS} FROM events WHERE site_id = ?1 AND ts >= ?2 \
-                     AND ts < ?3 AND ?4 = ?4 AND seq <= ?5"
-                ),
+            let evs = match since {
+                Some(since) => Some(open_rows(&tx, site_id, (day, day + DAY_MS), (since, upto))?),
+                None => None,
             };
-            let mut stmt = tx.prepare_cached(&sql)?;
-            let mut rows = stmt.query(rusqlite::params![
-                site_id,
-                day,
-                day + DAY_MS,
-                since.unwrap_or(0),
-                upto
-            ])?;
-            let mut evs = Vec::new();
-            while let Some(row) = rows.next()? {
-                evs.extend(ev_from_sqlite(row)?);
-            }
             Ok((gen, upto, evs))
         })
-        .await
+        .await?;
+    if let Some(evs) = evs {
+        return Ok((gen, upto, evs));
+    }
+    let mid = day + (crate::now_ms().clamp(day, day + DAY_MS) - day) / 2;
+    let (mut first, second) = tokio::try_join!(
+        store.sqlite_read(move |conn| open_rows(conn, site_id, (day, mid), (-1, upto))),
+        store.sqlite_read(move |conn| open_rows(conn, site_id, (mid, day + DAY_MS), (-1, upto))),
+    )?;
+    first.extend(second);
+    Ok((gen, upto, first))
+}
+
+/// SQLite: the events of a site in `[from, to)` numbered in `(after, upto]`, in time order;
+/// with `after` at -1 through the time index, else by number.
+fn open_rows(
+    conn: &rusqlite::Connection,
+    site_id: i64,
+    (from, to): (i64, i64),
+    (after, upto): (i64, i64),
+) -> Result<Vec<crate::rollup::model::Ev>, StoreError> {
+    let sql = match after {
+        -1 => format!(
+            "SELECT {EV_COLUMNS} FROM events WHERE site_id = ?1 AND ts >= ?2 \
+             AND ts < ?3 AND ?4 = ?4 AND seq <= ?5"
+        ),
+        _ => format!(
+            "SELECT {EV_COLUMNS} FROM events NOT INDEXED WHERE seq > ?4 AND seq <= ?5 \
+             AND site_id = ?1 AND ts >= ?2 AND ts < ?3"
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params![site_id, from, to, after, upto])?;
+    let mut evs = Vec::new();
+    while let Some(row) = rows.next()? {
+        evs.extend(ev_from_sqlite(row)?);
+    }
+    Ok(evs)
 }
 
 /// PostgreSQL: the `gen` of `day`, the numbers of its events not in `seen` (all of them

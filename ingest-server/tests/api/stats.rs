@@ -1324,6 +1324,97 @@ async fn today_follows_new_events_postgres() {
     today_follows_new_events(Kind::Postgres).await;
 }
 
+/// A site with many events today has today built by the background builder before any
+/// query asks (after a start), and kept unused; a quiet site's today is built by its first
+/// filtered query, and dropped once unused for long enough.
+async fn busy_today_is_built_before_a_query(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let store = db.store().await;
+    store.days.keep_open_from(20);
+    let (busy, _) = store.add_site("busy.example").await.expect("site");
+    let (quiet, _) = store.add_site("quiet.example").await.expect("site");
+    let now = ingest_server::now_ms();
+    let today = now - now % DAY;
+    let mut n = 0;
+    let mut events = Vec::new();
+    for (site, count) in [(busy.id, 30), (quiet.id, 10)] {
+        for k in 0..count {
+            let path = if k % 3 == 0 { "/pricing" } else { "/" };
+            let mut e = event(
+                &mut n,
+                "pageview",
+                (now - 60_000 * k).max(today),
+                k % 4,
+                path,
+            );
+            e.site_id = site;
+            events.push(e);
+        }
+    }
+    store.insert_events(events).await.expect("insert");
+    roll_up_now(&store).await.expect("roll up");
+    assert_eq!(days::refresh_open(&store).await.expect("refresh"), 1);
+    assert_eq!(
+        store.days.open_events_read(),
+        30,
+        "the busy site's day read"
+    );
+    assert_eq!(store.days.open_kept(), 1);
+    let filters = vec![(Dim::parse("page").expect("dim"), "/pricing".to_string())];
+    let p = params(today - 6 * DAY, today + DAY, filters.clone());
+    let built = store.days.built();
+    let summary = |site: i64| {
+        let (store, p, filters) = (store.clone(), p.clone(), filters.clone());
+        async move {
+            let got = stats::summary(&store, site, &p).await.expect("summary");
+            let raw = stats::raw_totals(&store, site, &filters, p.from, p.to)
+                .await
+                .expect("raw");
+            assert_eq!((got.pageviews, got.visitors), (raw.pageviews, raw.visitors));
+            got.pageviews
+        }
+    };
+    assert_eq!(summary(busy.id).await, 10);
+    assert_eq!(
+        store.days.open_events_read(),
+        30,
+        "nothing read by the query"
+    );
+    assert_eq!(store.days.built(), built, "nothing built by the query");
+    assert_eq!(summary(quiet.id).await, 4);
+    assert_eq!(
+        store.days.open_events_read(),
+        40,
+        "the quiet site's day read by its query"
+    );
+    assert_eq!(store.days.open_kept(), 2);
+    // Long unused: the quiet site's day dropped, the busy one's kept.
+    let later = std::time::Instant::now() + days::OPEN_MAX_AGE + std::time::Duration::from_secs(1);
+    store.days.trim(later);
+    assert_eq!(store.days.open_kept(), 1);
+    assert_eq!(summary(busy.id).await, 10);
+    assert_eq!(
+        store.days.open_events_read(),
+        40,
+        "the busy site's day still kept"
+    );
+    // Below the threshold it goes too.
+    store.days.keep_open_from(1_000);
+    store.days.trim(later);
+    assert_eq!(store.days.open_kept(), 0);
+    assert_eq!(days::refresh_open(&store).await.expect("refresh"), 0);
+}
+
+#[tokio::test]
+async fn busy_today_is_built_before_a_query_sqlite() {
+    busy_today_is_built_before_a_query(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn busy_today_is_built_before_a_query_postgres() {
+    busy_today_is_built_before_a_query(Kind::Postgres).await;
+}
+
 /// The real path: `POST /api/event`, the background worker (no explicit roll-up), the API.
 /// Two rollers on one database (two servers on PostgreSQL; on SQLite, say, the server and a
 /// `demo` run) racing over the same events: each event is counted by exactly one of them,
