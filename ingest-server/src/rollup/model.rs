@@ -92,6 +92,11 @@ impl EvKind {
     }
 }
 
+/// The text of an event's fields: most (a country, a browser, a path) are short, and a
+/// string of up to 24 bytes is kept inline, without an allocation of its own; reading a
+/// busy day whole makes one for each field of each event otherwise.
+pub type Text = compact_str::CompactString;
+
 /// A stored event, as far as counting is concerned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ev {
@@ -100,17 +105,17 @@ pub struct Ev {
     pub kind: EvKind,
     pub ts: i64,
     pub visitor: i64,
-    pub path: String,
-    pub referrer: Option<String>,
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
-    pub country: Option<String>,
-    pub browser: Option<String>,
-    pub os: Option<String>,
-    pub device: Option<String>,
+    pub path: Text,
+    pub referrer: Option<Text>,
+    pub utm_source: Option<Text>,
+    pub utm_medium: Option<Text>,
+    pub utm_campaign: Option<Text>,
+    pub country: Option<Text>,
+    pub browser: Option<Text>,
+    pub os: Option<Text>,
+    pub device: Option<Text>,
     pub logged_in: bool,
-    pub name: Option<String>,
+    pub name: Option<Text>,
     pub props: Vec<(String, String)>,
 }
 
@@ -154,16 +159,16 @@ pub struct Visit {
     pub last_at: i64,
     pub pageviews: i64,
     pub events: i64,
-    pub entry_page: String,
-    pub exit_page: String,
-    pub referrer: Option<String>,
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
-    pub country: Option<String>,
-    pub browser: Option<String>,
-    pub os: Option<String>,
-    pub device: Option<String>,
+    pub entry_page: Text,
+    pub exit_page: Text,
+    pub referrer: Option<Text>,
+    pub utm_source: Option<Text>,
+    pub utm_medium: Option<Text>,
+    pub utm_campaign: Option<Text>,
+    pub country: Option<Text>,
+    pub browser: Option<Text>,
+    pub os: Option<Text>,
+    pub device: Option<Text>,
     pub logged_in: bool,
     /// Hashes of the pages viewed (unique page views).
     pub pages: Vec<u64>,
@@ -618,7 +623,7 @@ mod tests {
             os: None,
             device: None,
             logged_in: false,
-            name: (kind == EvKind::Event).then(|| "Signup".to_string()),
+            name: (kind == EvKind::Event).then(|| "Signup".into()),
             props: Vec::new(),
         }
     }

@@ -437,7 +437,7 @@ impl Builder {
         );
         let seen = self.events.len().clamp(raw.forgotten, raw.len()) - raw.forgotten;
         let mut touched = Vec::with_capacity(raw.events.len() - seen);
-        for (ev, vi, si) in &raw.events[seen..] {
+        for (ev, vi, si) in raw.events_from(seen) {
             for (k, v) in &ev.props {
                 let (k, v) = (self.id(k), self.id(v));
                 self.props.push((k, v));
@@ -448,11 +448,11 @@ impl Builder {
                 path: self.id(&ev.path),
                 name: self.opt(ev.name.as_deref()),
                 props_end: self.props.len() as u32,
-                visitor: *vi as u32,
-                slot: *si as u32,
+                visitor: vi as u32,
+                slot: si as u32,
             };
             self.events.push(ids);
-            touched.push((*vi, *si));
+            touched.push((vi, si));
         }
         touched.sort_unstable();
         touched.dedup();
@@ -1577,7 +1577,7 @@ mod tests {
             os: None,
             device: Some("desktop".into()),
             logged_in: visitor % 3 == 0,
-            name: (kind == EvKind::Event).then(|| "signup".to_string()),
+            name: (kind == EvKind::Event).then(|| "signup".into()),
             props: if kind == EvKind::Event {
                 vec![("plan".into(), format!("p{}", seq % 3))]
             } else {
@@ -1745,9 +1745,8 @@ mod tests {
             raw.append(part);
             // Events joining a visit of an earlier build (its exit page, its duration move).
             touched += raw
-                .events
-                .iter()
-                .filter(|(_, vi, si)| slots.get(*vi).is_some_and(|n| si < n))
+                .events_from(0)
+                .filter(|&(_, vi, si)| slots.get(vi).is_some_and(|&n| si < n))
                 .count();
             let again = builder.build(day, &raw);
             raw.forget_events();

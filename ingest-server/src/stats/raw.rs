@@ -20,8 +20,11 @@ use crate::store::{Dialect, Store, StoreError};
 pub struct Raw {
     index: HashMap<(i64, i64), usize>,
     pub(crate) visitors: Vec<Visitor>,
-    /// (event, index in `visitors`, slot of its visit), past the forgotten ones.
-    pub(crate) events: Vec<(Ev, usize, usize)>,
+    /// The events past the forgotten ones, in the order applied; and, at the same index,
+    /// where each one's visit is: (index in `visitors`, slot of its visit). Two vectors, so
+    /// that the events read are kept where they were read into, not moved again.
+    pub(crate) events: Vec<Ev>,
+    pub(crate) places: Vec<(usize, usize)>,
     /// How many events came before `events` and were forgotten ([`Raw::forget_events`]).
     pub(crate) forgotten: usize,
 }
@@ -43,6 +46,16 @@ impl Raw {
     pub(crate) fn forget_events(&mut self) {
         self.forgotten += self.events.len();
         self.events = Vec::new();
+        self.places = Vec::new();
+    }
+
+    /// The events from index `from` of those not forgotten, each with where its visit is.
+    pub(crate) fn events_from(&self, from: usize) -> impl Iterator<Item = (&Ev, usize, usize)> {
+        let places = self.places[from..].iter();
+        self.events[from..]
+            .iter()
+            .zip(places)
+            .map(|(ev, &(vi, si))| (ev, vi, si))
     }
 }
 
@@ -169,8 +182,10 @@ impl Raw {
     /// than one already applied joins the visit it falls in, or starts one.
     pub fn append(&mut self, mut evs: Vec<Ev>) {
         evs.sort_by_key(|e| (e.ts, e.seq));
-        self.events.reserve(evs.len());
-        for ev in evs {
+        self.places.reserve(evs.len());
+        // Events that join no visit (an engagement after its visit ended) are not kept.
+        let mut kept = Vec::with_capacity(evs.len());
+        for ev in &evs {
             let visitors = &mut self.visitors;
             let vi = *self
                 .index
@@ -179,9 +194,20 @@ impl Raw {
                     visitors.push(Visitor::new(ev.site_id, ev.visitor));
                     visitors.len() - 1
                 });
-            if let Some(slot) = self.visitors[vi].apply(&ev, None) {
-                self.events.push((ev, vi, slot));
+            let slot = self.visitors[vi].apply(ev, None);
+            if let Some(slot) = slot {
+                self.places.push((vi, slot));
             }
+            kept.push(slot.is_some());
+        }
+        if kept.contains(&false) {
+            let mut kept = kept.into_iter();
+            evs.retain(|_| kept.next().unwrap_or(false));
+        }
+        if self.events.is_empty() {
+            self.events = evs;
+        } else {
+            self.events.append(&mut evs);
         }
     }
 }
@@ -244,11 +270,11 @@ pub fn aggregate(
     let mut matched: HashSet<(usize, usize)> = HashSet::new();
     let mut seen_visitors: HashSet<(i64, i64, &str)> = HashSet::new();
     let mut seen_pages: HashSet<(usize, usize, &str, &str)> = HashSet::new();
-    for (ev, vi, si) in &raw.events {
+    for (ev, vi, si) in raw.events_from(0) {
         if ev.kind == EvKind::Engagement {
             continue;
         }
-        let visit = &raw.visitors[*vi].slots[*si].visit;
+        let visit = &raw.visitors[vi].slots[si].visit;
         if !visit_ok(visit)
             || !event_filters
                 .iter()
@@ -256,7 +282,7 @@ pub fn aggregate(
         {
             continue;
         }
-        matched.insert((*vi, *si));
+        matched.insert((vi, si));
         if ev.ts < from || ev.ts >= to {
             continue;
         }
@@ -270,7 +296,7 @@ pub fn aggregate(
         let pageview = ev.kind == EvKind::Pageview;
         if pageview {
             c.pageviews += 1;
-            if seen_pages.insert((*vi, *si, ev.path.as_str(), g)) {
+            if seen_pages.insert((vi, si, ev.path.as_str(), g)) {
                 c.unique_pageviews += 1;
                 if by_page {
                     c.visits += 1;
@@ -280,7 +306,7 @@ pub fn aggregate(
             c.events += 1;
         }
         let counts_visitor = pageview || !by_page;
-        let visitor = raw.visitors[*vi].visitor;
+        let visitor = raw.visitors[vi].visitor;
         if counts_visitor && seen_visitors.insert((visitor, floor_day(visit.started_at), g)) {
             c.visitors += 1;
         }
