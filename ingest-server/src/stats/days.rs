@@ -819,17 +819,21 @@ async fn open_digest(
 
 /// SQLite: the `gen` of `day`, the largest `seq`, and the day's events numbered up to it
 /// (past `since`, when given), as of one snapshot. The whole day so far is read in two
-/// halves of its time at once, on two connections (stepping through the rows and making
-/// the events is most of the time): each reads the events numbered up to the `seq` of the
-/// snapshot the `gen` was read in, and later snapshots hold exactly those (SQLite numbers
-/// events in commit order, and a day not over is never pruned).
+/// halves at once, on two connections (stepping through the rows and making the events is
+/// most of the time): each reads the events numbered up to the `seq` of the snapshot the
+/// `gen` was read in, and later snapshots hold exactly those (SQLite numbers events in
+/// commit order, and a day not over is never pruned). The halves are split at the time of
+/// the site's event numbered halfway between its first of the day and that `seq`: events
+/// are numbered about in the order of their time, so each half holds about as many, however
+/// the day's traffic was spread over its hours.
 async fn open_sqlite(
     store: &Store,
     site_id: i64,
     day: i64,
     since: Option<i64>,
 ) -> Result<(i64, i64, Vec<crate::rollup::model::Ev>), StoreError> {
-    let (gen, upto, evs) = store
+    let end = day + DAY_MS;
+    let (gen, upto, evs, mid) = store
         .sqlite_read(move |conn| {
             use rusqlite::OptionalExtension;
             let tx = conn.unchecked_transaction()?;
@@ -841,21 +845,41 @@ async fn open_sqlite(
             let upto: i64 = tx
                 .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
                 .query_row([], |r| r.get(0))?;
-            // Past a `seq`: the rows by number (not through the time index).
-            let evs = match since {
-                Some(since) => Some(open_rows(&tx, site_id, (day, day + DAY_MS), (since, upto))?),
+            if let Some(since) = since {
+                // Past a `seq`: the rows by number (not through the time index).
+                let evs = open_rows(&tx, site_id, (day, end), (since, upto))?;
+                return Ok((gen, upto, Some(evs), day));
+            }
+            let first: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT seq FROM events INDEXED BY events_site_ts WHERE site_id = ?1 \
+                     AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT 1",
+                )?
+                .query_row(rusqlite::params![site_id, day, end], |r| r.get(0))
+                .optional()?;
+            let mid: Option<i64> = match first {
+                Some(first) => tx
+                    .prepare_cached(
+                        "SELECT ts FROM events NOT INDEXED WHERE seq >= ?1 AND seq <= ?2 \
+                         AND site_id = ?3 AND ts >= ?4 AND ts < ?5 LIMIT 1",
+                    )?
+                    .query_row(
+                        rusqlite::params![first + (upto - first) / 2, upto, site_id, day, end],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
                 None => None,
             };
-            Ok((gen, upto, evs))
+            let mid = mid.unwrap_or(day + (crate::now_ms().clamp(day, end) - day) / 2);
+            Ok((gen, upto, None, mid))
         })
         .await?;
     if let Some(evs) = evs {
         return Ok((gen, upto, evs));
     }
-    let mid = day + (crate::now_ms().clamp(day, day + DAY_MS) - day) / 2;
     let (mut first, second) = tokio::try_join!(
         store.sqlite_read(move |conn| open_rows(conn, site_id, (day, mid), (-1, upto))),
-        store.sqlite_read(move |conn| open_rows(conn, site_id, (mid, day + DAY_MS), (-1, upto))),
+        store.sqlite_read(move |conn| open_rows(conn, site_id, (mid, end), (-1, upto))),
     )?;
     first.extend(second);
     Ok((gen, upto, first))
