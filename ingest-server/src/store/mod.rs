@@ -123,6 +123,16 @@ impl Store {
             ),
             Dialect::Postgres => None,
         };
+        if let Some(path) = &sqlite_path {
+            let path = digests_path(path);
+            let paged = tokio::task::spawn_blocking(move || set_digests_page_size(&path))
+                .await
+                .map_err(|e| StoreError::ReadStopped(e.to_string()))?;
+            if let Err(e) = paged {
+                // Only slower reads of the digests: not a reason not to start.
+                tracing::warn!(error = %e, "could not set the digests' file's page size");
+            }
+        }
         let digests_file = sqlite_path
             .as_deref()
             .map(|p| digests_path(p).to_string_lossy().into_owned());
@@ -438,6 +448,29 @@ pub fn digests_path(path: &std::path::Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-digests");
     PathBuf::from(name)
+}
+
+/// The page size of the digests' file. A stored digest is a blob of tens to hundreds of KiB,
+/// read in pieces at their offsets; with SQLite's default 4 KiB pages, finding those pieces
+/// along the blob's chain of overflow pages took an eighth of the time of a filtered query
+/// over 12 months, and with 64 KiB pages such queries took about 10 % less
+/// (`bench stats`, 10 million events).
+pub const DIGESTS_PAGE_SIZE: i64 = 65536;
+
+/// Creates the digests' file with [`DIGESTS_PAGE_SIZE`] pages, or rewrites one made with
+/// others (`VACUUM`: about a second per 150 MiB), before any other connection opens it.
+fn set_digests_page_size(path: &std::path::Path) -> rusqlite::Result<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    if size == DIGESTS_PAGE_SIZE {
+        return Ok(());
+    }
+    // The page size cannot change in WAL mode.
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = DELETE; PRAGMA page_size = {DIGESTS_PAGE_SIZE}; VACUUM; \
+         PRAGMA journal_mode = WAL;"
+    ))
 }
 
 /// Attaches the digests' file (created if missing, on a connection that may write).

@@ -172,3 +172,54 @@ async fn stats_reads_map_a_database_file_past_two_gib() {
         .expect("mmap_size");
     assert!(mapped >= 64 << 30, "a read connection maps {mapped} bytes");
 }
+
+/// The digests' file is made with 64 KiB pages, and a file made with SQLite's default 4 KiB
+/// pages (before this setting) is rewritten with them when the store opens, keeping what it
+/// holds.
+#[tokio::test]
+async fn the_digests_file_has_large_pages() {
+    use ingest_server::store::{digests_path, Store, DIGESTS_PAGE_SIZE};
+    let page_size = |path: &std::path::Path| -> i64 {
+        let conn = rusqlite::Connection::open(path).expect("digests file");
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .expect("page_size")
+    };
+    let db = TestDb::new(Kind::Sqlite).await;
+    let store = db.store().await;
+    let path = std::path::PathBuf::from(db.url.strip_prefix("sqlite://").expect("a file"));
+    let digests = digests_path(&path);
+    assert_eq!(page_size(&digests), DIGESTS_PAGE_SIZE);
+    store.close().await;
+
+    // An older file: 4 KiB pages, one digest stored.
+    std::fs::remove_file(&digests).expect("remove");
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", digests.display()));
+    }
+    {
+        let conn = rusqlite::Connection::open(&digests).expect("old file");
+        conn.execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;
+             CREATE TABLE digests (site_id INTEGER NOT NULL, day INTEGER NOT NULL,
+                 gen INTEGER NOT NULL, events INTEGER NOT NULL, data BLOB NOT NULL,
+                 PRIMARY KEY (site_id, day));
+             INSERT INTO digests VALUES (1, 0, 1, 5, randomblob(300000));",
+        )
+        .expect("old digests");
+    }
+    assert_eq!(page_size(&digests), 4096);
+    let store = Store::connect(&db.url).await.expect("open again");
+    assert_eq!(page_size(&digests), DIGESTS_PAGE_SIZE);
+    let kept: (i64, i64) = store
+        .sqlite_read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*), SUM(length(data)) FROM day_digests.digests",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+        .expect("read");
+    assert_eq!(kept, (1, 300000));
+    store.close().await;
+}
