@@ -390,6 +390,9 @@ fn load_sqlite(
     }
     drop((blob, gen_stmt, stored_stmt, events_stmt));
     tx.rollback()?;
+    if out.iter().any(|l| l.built) {
+        crate::store::drop_read_map(conn)?;
+    }
     Ok(out)
 }
 

@@ -507,6 +507,17 @@ pub const WAL_RESTART_PAGES: i64 = 4096;
 /// (`.cargo/config.toml`); a build without that flag maps the first 2 GiB.
 const READ_MMAP_BYTES: i64 = 1 << 36;
 
+/// Unmaps the database file from a read connection (the next read maps it again, pages
+/// untouched). SQLite drops a connection's map when it sees that the database changed, and
+/// the kernel's cost of that grows with the pages the map has touched: after a read of a
+/// year of events (2.6 GiB), 15–25 ms, which would fall on the next small query to take
+/// the connection. A large read calls this when it is done, so that it pays for its own.
+pub(crate) fn drop_read_map(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "mmap_size", 0)?;
+    conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
+    Ok(())
+}
+
 /// How many read-only connections are kept between reads.
 const KEPT_READERS: usize = 4;
 
@@ -540,3 +551,36 @@ fn background_priority() {
 
 /// The cross-platform priority (0 lowest to 99 highest) of the rollup worker's thread.
 const BACKGROUND_PRIORITY: u8 = 25;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read connection whose map was dropped reads on, and maps the whole file again.
+    #[test]
+    fn a_dropped_read_map_comes_back_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let writer = rusqlite::Connection::open(&path).expect("open");
+        writer
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);")
+            .expect("fill");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)
+            .expect("map");
+        let sum = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row("SELECT SUM(x) FROM t", [], |r| r.get(0))
+                .expect("sum")
+        };
+        assert_eq!(sum(&conn), 6);
+        drop_read_map(&conn).expect("drop the map");
+        let limit: i64 = conn
+            .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+            .expect("mmap_size");
+        assert_eq!(limit, READ_MMAP_BYTES);
+        writer
+            .execute("INSERT INTO t VALUES (4)", [])
+            .expect("write");
+        assert_eq!(sum(&conn), 10);
+    }
+}

@@ -20,9 +20,10 @@
 //!    background builder takes to build today after a start.
 //!
 //! `TALLY_BENCH_STATS_EVENTS` overrides the number of events (e.g. 200000 for a quick run);
-//! `TALLY_BENCH_STATS_ONLY=TEXT` runs only the measurements whose label contains `TEXT`
-//! (e.g. `12mo` or `filter[page]`; the digests are built anew only when the label of that
-//! step matches, else the stored ones are used);
+//! `TALLY_BENCH_STATS_ONLY=TEXT` runs only the measurements whose label contains `TEXT`, or
+//! one of `TEXT|TEXT…` (e.g. `12mo` or `filter[page]`; the digests are built anew only when
+//! the label of that step matches, else the stored ones are used);
+//! `TALLY_BENCH_EVERY_REP=1` prints the time of each repetition of each query, in order;
 //! `TALLY_BENCH_FILTERED_REPS` overrides how often each filtered query is repeated (10; more
 //! for a profile of one query);
 //! `TALLY_BENCH_SQLITE=0` / `TALLY_BENCH_PG=0` skip a database; `TALLY_BENCH_SQLITE_PATH`
@@ -297,6 +298,9 @@ async fn measure_from(
             );
         }
     }
+    if std::env::var_os("TALLY_BENCH_EVERY_REP").is_some() {
+        eprintln!("    each repetition, in order: {ms:.1?} ms");
+    }
     ms.sort_by(f64::total_cmp);
     Ok((percentile(&ms, 0.5), percentile(&ms, 0.95)))
 }
@@ -379,7 +383,10 @@ async fn queries(
 ) -> anyhow::Result<()> {
     eprintln!("stats bench ({db}): queries");
     let only = std::env::var("TALLY_BENCH_STATS_ONLY").ok();
-    let wanted = |label: &str| only.as_deref().is_none_or(|o| label.contains(o));
+    let wanted = |label: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split('|').any(|o| label.contains(o)))
+    };
     let queries: [Case; 10] = [
         ("summary", Query::Summary, &[]),
         ("timeseries day", Query::Timeseries, &[("interval", "day")]),
