@@ -34,8 +34,15 @@ node_modules/.bin/wasm-opt --remove-exports --pass-arg="remove-exports@__*" -Oz 
   "$TARGET/wasm32-unknown-unknown/wasm/tracker_wasm.wasm" -o "$WORK/t.wasm"
 
 wasm="t-$(sha256sum "$WORK/t.wasm" | cut -c1-12).wasm"
+# The address of the input buffer, which t.js writes to: IN past the start of the state's
+# byte array, whose first bytes are the constant text, the wasm's one data segment.
+text=$(node_modules/.bin/wasm-dis "$WORK/t.wasm" | sed -n 's/^ *(data [^(]*(i32.const \([0-9]*\)) "clickpageview.*/\1/p')
+[ -n "$text" ] || { echo "the wasm's data segment does not start with the constant text" >&2; exit 1; }
+in=$(sed -n 's/^pub const IN: usize = \(0x[0-9a-fA-F]*\);$/\1/p' tracker-wasm/src/lib.rs)
+[ -n "$in" ] || { echo "src/lib.rs does not define IN" >&2; exit 1; }
 node_modules/.bin/esbuild tracker-wasm/js/loader.js --minify --target=es2020 \
-  --legal-comments=none --log-level=warning --define:WASM_FILE="\"$wasm\"" --outfile="$WORK/t.js"
+  --legal-comments=none --log-level=warning --define:WASM_FILE="\"$wasm\"" \
+  --define:IO_ADDRESS=$((text + in)) --outfile="$WORK/t.js"
 
 # Replace the output directory's contents in one step each, so a server reading it never
 # sees a t.js that points at a wasm file not there yet.

@@ -105,8 +105,10 @@ test('a visit: page view, queued event with props, SPA navigations, outbound cli
     });
     const wire = collector.posts().flatMap((p) => JSON.parse(p.body).events).find((e) => e.name === 'Signup');
     assert.deepEqual(wire.props, { plan: 'pro', seats: 3, trial: true });
-    // Replayed in order: the event came before tally('user', true), the SPA page views after.
-    assert.equal(wire.user, false);
+    // Replayed in order: the event came before tally('user', true) (anonymous: no flag sent,
+    // and stored as not logged in), the SPA page views after.
+    assert.equal(wire.user, undefined);
+    assert.equal(events.find((e) => e.name === 'Signup').user, null);
     const about = collector.posts().flatMap((p) => JSON.parse(p.body).events).find((e) => e.url.endsWith('/about'));
     assert.equal(about.user, true);
     assert.equal(events.find((e) => e.path === '/about').user, true);

@@ -106,7 +106,8 @@ try {
       .then((r) => WebAssembly.instantiateStreaming(r.clone()).catch(() => r.arrayBuffer().then(WebAssembly.instantiate)))
       .then((r) => {
         x = r.instance.exports;
-        io = new Uint8Array(x.m.buffer, x.c(6));
+        // The input buffer's address in the wasm's memory (build.sh finds it in the wasm).
+        io = new Uint8Array(x.m.buffer, IO_ADDRESS);
         d.prerendering ? on(d, 'prerenderingchange', start) : start();
       }, () => {});
 } catch (e) {}

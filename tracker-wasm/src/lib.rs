@@ -36,7 +36,6 @@
 //! | [`TALLY`] | see [`tally`] | `!!a` | events, [`BEACON`] after an outbound click |
 //! | [`TAKE`] | | 0: the timer fired; 1: `sendBeacon` took the queue | 1: send by `fetch` now |
 //! | [`DONE`] | | HTTP status of that `fetch` (0: network error) | ms until sent again; 0: done |
-//! | [`IO_ADDRESS`] (wasm only) | | | the address of the input buffer |
 //!
 //! [`TALLY`] is `tally(c, a, b)`, the page's API, and also how `t.js` reports a click on a
 //! link: `tally('click', link, {url: link.href})` (`link` an `<a>` element).
@@ -68,7 +67,6 @@ pub const VIS: u32 = 2;
 pub const TALLY: u32 = 3;
 pub const TAKE: u32 = 4;
 pub const DONE: u32 = 5;
-pub const IO_ADDRESS: u32 = 6;
 
 /// Send the queue now by `sendBeacon` (the low bit of what the recording calls return).
 pub const BEACON: u32 = 1;
@@ -102,6 +100,9 @@ pub const MAX_NAME: usize = 120;
 /// to the input's length, so it ends before the input starts), the input buffer and, after
 /// it, the events written (`t.js` writes the input from [`IN`] on, reads the events from
 /// [`OUT`] on, and may write past the input's end, into memory never read between calls).
+/// The wasm's one data segment is the constant text, at the start of [`Tracker::m`]: `build.sh`
+/// reads its address there and writes the input buffer's (that address plus [`IN`]) into
+/// `t.js`.
 const TEXT: usize = 0;
 const PAGE: usize = 0x100;
 const HOST: usize = 0x900;
@@ -126,7 +127,7 @@ const CONST: &[u8] = concat!(
     "clickpageviewengagement",
     r#",{"kind":"event","url":"","id":"","ts":"#,
     r#","name":"Outbound Link: Click","props":{","engaged_ms":"#,
-    r#","user":false},"user":true}httputm_,"referrer":","screen":"#,
+    r#","user":truehttputm_,"referrer":","screen":"#,
     "0123456789ABCDEFGHJKMNPQRSTVWXYZ",
 )
 .as_bytes();
@@ -526,11 +527,11 @@ impl Tracker {
     #[inline(never)]
     fn commit(&mut self) {
         let from = self.from;
-        self.raw(if self.user {
-            t!(b",\"user\":true}")
-        } else {
-            t!(b",\"user\":false}")
-        });
+        // Anonymous is the default: only a logged-in visitor's events say so.
+        if self.user {
+            self.raw(t!(b",\"user\":true"));
+        }
+        self.put(b'}');
         let bytes = self.bytes + self.w - from;
         if bytes <= MAX_BODY && self.events < MAX_EVENTS {
             (self.bytes, self.events) = (bytes, self.events + 1);
