@@ -201,6 +201,19 @@ pub async fn fresh_pg(tag: &str) -> anyhow::Result<String> {
     crate::bench::ingest::fresh_postgres(&pg_admin_url(), &name).await
 }
 
+/// Drops a database [`fresh_pg`] made, once its test has passed (one that failed is kept for
+/// a look, until the next run of the same test drops it).
+pub async fn drop_pg(url: &str) -> anyhow::Result<()> {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    anyhow::ensure!(name.starts_with("tally_rel_"), "not a test database: {url}");
+    let admin = ingest_server::store::Store::connect(&pg_admin_url()).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin.pool)
+        .await?;
+    admin.close().await;
+    Ok(())
+}
+
 /// How many times each event id is stored.
 pub async fn stored_ids(database_url: &str) -> anyhow::Result<HashMap<String, i64>> {
     use sqlx::Row;

@@ -9,8 +9,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tally_tests::bench::ingest::UA;
 use tally_tests::harness::{
-    client, debug_binary, fresh_pg, new_ids, page_body, resend_all, rss_mib, sigterm, stored_ids,
-    wait_exit, Ledger, Load, Spawn, SqliteDb,
+    client, debug_binary, drop_pg, fresh_pg, new_ids, page_body, resend_all, rss_mib, sigterm,
+    stored_ids, wait_exit, Ledger, Load, Spawn, SqliteDb,
 };
 
 use crate::{EDGE_SECRET, SERIAL};
@@ -109,6 +109,7 @@ async fn kill_9_under_load_postgres() {
         .await
         .expect("PostgreSQL on 127.0.0.1:5432");
     kill_9_under_load(&url, "kill -9, PostgreSQL").await;
+    drop_pg(&url).await.expect("drop the test database");
 }
 
 /// SIGTERM under load: the server exits 0 and every acknowledged event is stored.
@@ -260,6 +261,8 @@ async fn postgres_restart_under_load() {
         ledger.acked.len() >= acked_while_down + 1_000,
         "events are acknowledged again after PostgreSQL is back"
     );
+    drop(server);
+    drop_pg(&url).await.expect("drop the test database");
 }
 
 /// Overload: a small queue and more load than the writer takes. Some requests get `503` with
