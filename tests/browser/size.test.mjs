@@ -1,6 +1,6 @@
 // The tracker's size budget: t.js + every file it loads ≤ 2560 bytes with gzip -9.
 //
-// The budget is not met yet (2,798 bytes with every feature of CONTRACT §1 and the
+// The budget is not met yet (2,795 bytes with every feature of CONTRACT §1 and the
 // instantiateStreaming fallback, measured as below; 3,192 before tracker-wasm/README.md's
 // "Size" changes): that test runs and reports
 // its failure as a TODO, so the rest of the suite stays usable, and a second, hard check
@@ -14,7 +14,7 @@ import { buildOnce, TRACKER_DIR } from './helpers.mjs';
 
 export const BUDGET = 2560;
 /** Today's size: the tracker may only shrink. */
-export const CEILING = 2798;
+export const CEILING = 2795;
 
 function measure() {
   buildOnce();
