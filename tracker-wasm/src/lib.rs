@@ -194,6 +194,8 @@ const NEVER: u64 = u64::MAX;
 
 /// A field no call has: a page view with it as its referrer has none.
 const NONE: usize = 99;
+/// Another field no call has: a manual page view (recorded even when its URL did not change).
+const MANUAL: usize = 98;
 
 #[repr(C)]
 pub struct Tracker {
@@ -258,7 +260,7 @@ impl Tracker {
         let mut beacon = false;
         match op {
             START => self.start(a, now),
-            NAV => self.pageview(now, 0, NONE, false),
+            NAV => self.pageview(0, NONE, now),
             VIS => {
                 beacon = set;
                 if set {
@@ -269,7 +271,7 @@ impl Tracker {
             TALLY => {
                 if self.is(tally::COMMAND, t!(b"event")) {
                     let a = self.a(tally::NAME);
-                    self.event(now, (a, self.cut(a, self.b(tally::NAME), MAX_NAME)));
+                    self.event((a, self.cut(a, self.b(tally::NAME), MAX_NAME)), now);
                 }
                 // `tally('click', link, {url: link.href})`, as `t.js` calls it for clicks on
                 // links: one to another host is sent now, by `sendBeacon` (the page may be
@@ -279,12 +281,12 @@ impl Tracker {
                     && !self.on_host(tally::URL)
                 {
                     beacon = true;
-                    self.event(now, t!(b"Outbound Link: Click"));
+                    self.event(t!(b"Outbound Link: Click"), now);
                 }
                 // `tally('pageview', {url})`: one on another host is not recorded (the
                 // collector would refuse it).
                 if self.is(tally::COMMAND, t!(b"pageview")) && self.on_host(tally::URL) {
-                    self.pageview(now, tally::URL, NONE, true);
+                    self.pageview(tally::URL, MANUAL, now);
                 }
                 if self.is(tally::COMMAND, t!(b"user")) {
                     self.user = set;
@@ -459,7 +461,7 @@ impl Tracker {
         } else {
             now
         };
-        self.pageview(now, URL, REFERRER, false);
+        self.pageview(URL, REFERRER, now);
     }
 
     /// Whether the path from `t0` to `te` matches one of the `data-exclude` globs: `*`
@@ -542,14 +544,16 @@ impl Tracker {
 
     /// A page view of the URL at field `u`, with the URL at field `r` as its referrer when it
     /// is on another host ([`NONE`]: none): the page load (with the document's referrer), a
-    /// history or hash navigation (only when the URL as recorded changed) or, `manual`,
-    /// `tally('pageview')`. The previous page's engagement ends first (at the load: none).
+    /// history or hash navigation (only when the URL as recorded changed) or, `r` being
+    /// [`MANUAL`], `tally('pageview')` (recorded even when the URL did not change). One
+    /// signature for this, [`Tracker::open`] and [`Tracker::event`] (two positions and the
+    /// time) makes one function type in the wasm for the three. The previous page's engagement ends first (at the load: none).
     ///
     /// The URL recorded: origin and path, and of the query only the `utm_*` parameters (the
     /// collector stores nothing else of it, and other parameters may hold tokens or e-mail
     /// addresses); no fragment. Not http(s), or excluded by `data-exclude`: not tracked. It
     /// is cleaned in the scratch space, then saved as the page's URL.
-    fn pageview(&mut self, now: u64, u: usize, r: usize, manual: bool) {
+    fn pageview(&mut self, u: usize, r: usize, now: u64) {
         let out = self.w;
         self.w = SCRATCH;
         if self.is_http(u) && !self.excluded(self.a(u + PATHNAME), self.b(u + PATHNAME)) {
@@ -570,7 +574,7 @@ impl Tracker {
         }
         let end = self.w.min(SCRATCH + MAX_URL);
         self.w = out;
-        if !manual && self.same(SCRATCH, end, PAGE, PAGE + self.page_len) {
+        if r != MANUAL && self.same(SCRATCH, end, PAGE, PAGE + self.page_len) {
             return;
         }
         self.leave(now);
@@ -615,7 +619,7 @@ impl Tracker {
     /// A custom event on the current page, named by the text from `a` to `b` (the name
     /// passed, cut; or `Outbound Link: Click`), with the props after field [`tally::NAME`].
     /// Not when the page is not tracked, nor without a name (spaces only).
-    fn event(&mut self, now: u64, (a, b): (usize, usize)) {
+    fn event(&mut self, (a, b): (usize, usize), now: u64) {
         if self.page_len == 0 {
             return;
         }
@@ -633,8 +637,10 @@ impl Tracker {
     /// Writes the props of a custom event as its `"props"` member, from field `k` on: two
     /// fields each, its key, and its value as text after its type, as `t.js` tells it: the
     /// letter `typeof v` has at index 1 for a finite number (`u`), at index 2 for anything
-    /// else (`r` string, `o` boolean; `m` for `NaN` or infinities, `n` for a function…).
-    /// Props of other types, and those that break a limit, are dropped. Strings are cut.
+    /// else (`r` string, `o` boolean; `m` for `NaN` or infinities, `n` for a function, `d`
+    /// undefined, `j` an object or `null`, `g` a bigint; a symbol makes `t.js`'s call throw).
+    /// Of the letters that can come, only the kept ones are in `o..=u`. Props of other
+    /// types, and those that break a limit, are dropped. Strings are cut.
     /// Nothing is written when no prop is left.
     fn props(&mut self, k: usize) {
         // The fields are read in order: each ends at the next NUL.
@@ -646,10 +652,7 @@ impl Tracker {
             }
             let (kind, v) = (self.m[(ke + 1) & MASK], ke + 2);
             let ve = self.next(v);
-            if key < ke
-                && self.cut(key, ke, MAX_KEY) == ke
-                && (kind == b'r' || kind == b'o' || kind == b'u')
-            {
+            if key < ke && self.cut(key, ke, MAX_KEY) == ke && (b'o'..=b'u').contains(&kind) {
                 self.raw(if n == 0 {
                     t!(b",\"props\":{\"")
                 } else {

@@ -440,6 +440,7 @@ fn enforces_prop_limits() {
         ("inf", "m", "-Infinity"),
         ("f", "n", "x=>1"),
         ("none", "d", "undefined"),
+        ("bigint", "g", "10"),
         ("q", "r", "a\"b\\c\n"),
         (&key, "r", &value),
     ] {
@@ -459,6 +460,7 @@ fn enforces_prop_limits() {
     assert!(e.contains(r#""props":{"big":1e+21,"neg":-0.5,"q":"a\"b\\c ","#));
     assert!(e.contains(&format!("\"{key}\":\"{}\"", "€".repeat(MAX_VALUE))));
     assert!(!e.contains(&"k".repeat(65)) && !e.contains("nan") && !e.contains("nested"));
+    assert!(!e.contains("bigint") && !e.contains("none") && !e.contains("\"f\""));
     assert!(
         e.contains("\"az\":1") && !e.contains("\"ba\""),
         "30 props at most"
