@@ -36,7 +36,8 @@ node_modules/.bin/wasm-opt --remove-exports --pass-arg="remove-exports@__*" --ig
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
   "$TARGET/wasm32-unknown-unknown/wasm/tracker_wasm.wasm" -o "$WORK/t.wasm"
 
-wasm="t-$(sha256sum "$WORK/t.wasm" | cut -c1-12).wasm"
+# Named by its content: 8 characters of its SHA-256 in base64url (48 bits).
+wasm="t-$(node -p 'require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("base64url").slice(0, 8)' "$WORK/t.wasm").wasm"
 # The address of the input buffer, which t.js writes to: IN past the start of the state's
 # byte array, whose first bytes are the constant text, the wasm's one data segment.
 text=$(node_modules/.bin/wasm-dis "$WORK/t.wasm" | sed -n 's/^ *(data [^(]*(i32.const \([0-9]*\)) "clickpageview.*/\1/p')

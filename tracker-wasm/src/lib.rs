@@ -582,9 +582,8 @@ impl Tracker {
         if self.page_len == 0 {
             return;
         }
-        let referrer = self.is_http(r) && !self.on_host(r);
         self.open(t!(b"pageview"), now);
-        if referrer {
+        if self.is_http(r) && !self.on_host(r) {
             self.raw(t!(b",\"referrer\":\""));
             let w = self.w;
             self.save_url(r);
