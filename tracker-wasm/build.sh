@@ -31,10 +31,16 @@ mkdir -p "$WORK"
 # --ignore-implicit-traps lets binaryen move loads and stores as if they could not trap:
 # every access is to the state (fixed addresses, or its byte array through a mask), inside
 # the memory.
+# The features are those the code uses, and no more (MVP and the saturating float-to-int
+# conversions): rustc's target-features section, which binaryen would otherwise follow, is
+# taken out first. Without bulk memory, which nothing here uses, the output has no DataCount
+# section.
+node_modules/.bin/wasm-opt --all-features --strip-target-features \
+  "$TARGET/wasm32-unknown-unknown/wasm/tracker_wasm.wasm" -o "$WORK/linked.wasm"
 node_modules/.bin/wasm-opt --remove-exports --pass-arg="remove-exports@__*" --ignore-implicit-traps -Oz --converge --zero-filled-memory \
-  --strip-debug --strip-producers --strip-target-features \
-  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-  "$TARGET/wasm32-unknown-unknown/wasm/tracker_wasm.wasm" -o "$WORK/t.wasm"
+  --strip-debug --strip-producers \
+  --mvp-features --enable-nontrapping-float-to-int \
+  "$WORK/linked.wasm" -o "$WORK/t.wasm"
 
 # Named by its content: 8 characters of its SHA-256 in base64url (48 bits).
 wasm="t-$(node -p 'require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("base64url").slice(0, 8)' "$WORK/t.wasm").wasm"
