@@ -124,10 +124,10 @@ fn sep(c: u8) -> bool {
 /// piece is written once: pieces that are part of others (`event`, `,"props":{"`, `user`…)
 /// are found inside them.
 const CONST: &[u8] = concat!(
-    "clickpageviewengagement",
-    r#",{"kind":"event","url":"","id":"","ts":"#,
-    r#","name":"Outbound Link: Click","props":{","engaged_ms":"#,
-    r#","user":truehttputm_,"referrer":","screen":"#,
+    "click",
+    r#",{"url":"","id":"","ts":,"kind":"pageview","screen":"#,
+    r#"engagement","engaged_ms":event","name":"Outbound Link: Click","props":{""#,
+    r#","user":truehttputm_,"referrer":""#,
     "0123456789ABCDEFGHJKMNPQRSTVWXYZ",
 )
 .as_bytes();
@@ -495,14 +495,14 @@ impl Tracker {
         false
     }
 
-    /// Starts an event of `kind` after the events of this call, with the current page's
-    /// URL, its id and time; the caller adds its own members, then [`Tracker::commit`]s it.
+    /// Starts an event after the events of this call, with the current page's URL, its id
+    /// and time, then its kind: `kind` is the kind's text and the start of the member that
+    /// follows it (`event","name":"`), so that one copy writes both. The caller adds its
+    /// members, then [`Tracker::commit`]s it.
     #[inline(never)]
     fn open(&mut self, kind: (usize, usize), now: u64) {
         self.from = self.w;
-        self.raw(t!(b",{\"kind\":\""));
-        self.raw(kind);
-        self.raw(t!(b"\",\"url\":\""));
+        self.raw(t!(b",{\"url\":\""));
         self.text(PAGE, PAGE + self.page_len);
         // A ULID: 10 characters of time (its 50 low bits, 5 at a time from the top), then 16
         // random ones (the 64 bits of one step of xorshift64, rotated 5 at a time).
@@ -522,6 +522,8 @@ impl Tracker {
         }
         self.raw(t!(b"\",\"ts\":"));
         self.num(now);
+        self.raw(t!(b",\"kind\":\""));
+        self.raw(kind);
     }
 
     /// Ends the event that started at `from` with the user flag, and keeps it if the queue
@@ -582,7 +584,8 @@ impl Tracker {
         if self.page_len == 0 {
             return;
         }
-        self.open(t!(b"pageview"), now);
+        self.open(t!(b"pageview\",\"screen\":"), now);
+        self.num(self.screen);
         if self.is_http(r) && !self.on_host(r) {
             self.raw(t!(b",\"referrer\":\""));
             let w = self.w;
@@ -590,8 +593,6 @@ impl Tracker {
             self.w = self.w.min(w + MAX_URL);
             self.put(b'"');
         }
-        self.raw(t!(b",\"screen\":"));
-        self.num(self.screen);
         self.commit();
     }
 
@@ -608,8 +609,7 @@ impl Tracker {
         let engaged_ms = now.saturating_sub(self.visible_since);
         self.visible_since = self.visible_since.max(now);
         if engaged_ms >= MIN_ENGAGED_MS && self.page_len > 0 {
-            self.open(t!(b"engagement"), now);
-            self.raw(t!(b",\"engaged_ms\":"));
+            self.open(t!(b"engagement\",\"engaged_ms\":"), now);
             self.num(engaged_ms);
             self.commit();
         }
@@ -622,8 +622,7 @@ impl Tracker {
         if self.page_len == 0 {
             return;
         }
-        self.open(t!(b"event"), now);
-        self.raw(t!(b",\"name\":\""));
+        self.open(t!(b"event\",\"name\":\""), now);
         if !self.text(a, b) {
             self.w = self.from;
             return;

@@ -111,13 +111,13 @@ fn events(p: &mut Page) -> Vec<String> {
     let list = q
         .strip_prefix(",{")
         .unwrap_or_else(|| panic!("events: {q}"));
-    list.split(",{\"kind\"")
+    list.split(",{\"url\"")
         .enumerate()
         .map(|(i, e)| {
             if i == 0 {
                 format!("{{{e}")
             } else {
-                format!("{{\"kind\"{e}")
+                format!("{{\"url\"{e}")
             }
         })
         .collect()
@@ -136,7 +136,7 @@ fn records_the_page_view_with_referrer_and_screen() {
     assert_eq!(ev.len(), 1);
     assert!(
         ev[0].starts_with(concat!(
-            r#"{"kind":"pageview","url":"https://example.com/blog/hello?utm_source=news","#,
+            r#"{"url":"https://example.com/blog/hello?utm_source=news","#,
             r#""id":"01JDCY9ZR0"#
         )),
         "{}",
@@ -144,8 +144,8 @@ fn records_the_page_view_with_referrer_and_screen() {
     );
     assert!(
         ev[0].ends_with(concat!(
-            r#""ts":1732380000000,"#,
-            r#""referrer":"https://news.ycombinator.com/item","screen":1440}"#
+            r#""ts":1732380000000,"kind":"pageview","screen":1440,"#,
+            r#""referrer":"https://news.ycombinator.com/item"}"#
         )),
         "{}",
         ev[0]
@@ -191,11 +191,11 @@ fn counts_spa_navigations_once_per_url() {
     let (view, engaged) = ((true, false), (false, true));
     assert_eq!(kinds, [view, engaged, view, engaged, view]);
     assert!(
-        ev[1].starts_with(r#"{"kind":"engagement","url":"https://example.com/","#),
+        ev[1].starts_with(r#"{"url":"https://example.com/","#),
         "{}",
         ev[1]
     );
-    assert!(ev[1].ends_with(r#""ts":1732380002000,"engaged_ms":2000}"#));
+    assert!(ev[1].ends_with(r#""ts":1732380002000,"kind":"engagement","engaged_ms":2000}"#));
     assert!(ev[2].contains(r#""url":"https://example.com/about","#));
     assert!(!ev[2].contains("referrer"));
 }
@@ -280,7 +280,7 @@ fn records_custom_events_and_the_user_flag() {
     assert_eq!(ev.len(), 2, "{ev:?}");
     assert!(ev[1].contains(r#""url":"https://example.com/p?utm_campaign=x","#));
     assert!(ev[1].ends_with(
-        r#""ts":1732380000000,"name":"Signup","props":{"plan":"pro","seats":3},"user":true}"#
+        r#""ts":1732380000000,"kind":"event","name":"Signup","props":{"plan":"pro","seats":3},"user":true}"#
     ));
     tally(
         &mut t,
