@@ -215,7 +215,7 @@ pub struct Tracker {
     host_len: usize,
     exclude_len: usize,
     user: bool,
-    screen: u64,
+    screen: u32,
     rng: u64,
     /// Since when the page has been visible; [`NEVER`] while hidden.
     visible_since: u64,
@@ -252,7 +252,7 @@ impl Tracker {
     /// number `a`, at time `now` (ms since 1970). `t.js` starts with [`START`], and only on a
     /// page it tracks.
     pub fn call(&mut self, op: u32, len: usize, a: f64, now: f64) -> u32 {
-        let (now, set) = (now as u64, a > 0.0);
+        let (now, set) = (now as u64, a as u32 != 0);
         // The fields end with a NUL too.
         self.end = IN + len.min(IN_LEN - 1);
         self.m[self.end] = 0;
@@ -452,7 +452,7 @@ impl Tracker {
         use start::*;
         self.exclude_len = self.save(GLOBS, self.a(EXCLUDE), self.b(EXCLUDE), MAX_URL);
         self.host_len = self.save(HOST, self.a(URL), self.b(URL), 256);
-        self.screen = screen as u64;
+        self.screen = screen as u32;
         // The seed of the ids: the time and the bits of `Math.random()` (the fraction); never
         // 0, as xorshift needs.
         self.rng = screen.to_bits() ^ now;
@@ -585,7 +585,7 @@ impl Tracker {
             return;
         }
         self.open(t!(b"pageview\",\"screen\":"), now);
-        self.num(self.screen);
+        self.num(self.screen.into());
         if self.is_http(r) && !self.on_host(r) {
             self.raw(t!(b",\"referrer\":\""));
             let w = self.w;
