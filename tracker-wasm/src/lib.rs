@@ -190,7 +190,9 @@ const PATHNAME: usize = 2;
 const SEARCH: usize = 3;
 
 /// [`Tracker::visible_since`] while the page is hidden: no time has been visible.
-const NEVER: u64 = u64::MAX;
+/// Later than any time, and by more than 2^63 ms, so that the visible time up to any `now`
+/// is negative as an `i64`.
+const NEVER: u64 = i64::MAX as u64;
 
 /// A field no call has: a page view with it as its referrer has none.
 const NONE: usize = 99;
@@ -605,10 +607,10 @@ impl Tracker {
     /// The current page is left or hidden at `now`: its visible time so far becomes an
     /// engagement event.
     fn leave(&mut self, now: u64) {
-        // Nothing while hidden.
-        let engaged_ms = now.saturating_sub(self.visible_since);
+        // Nothing while hidden (nor after the clock was set back): the time is negative.
+        let engaged_ms = now.wrapping_sub(self.visible_since);
         self.visible_since = self.visible_since.max(now);
-        if engaged_ms >= MIN_ENGAGED_MS && self.page_len > 0 {
+        if engaged_ms as i64 >= MIN_ENGAGED_MS as i64 && self.page_len > 0 {
             self.open(t!(b"engagement\",\"engaged_ms\":"), now);
             self.num(engaged_ms);
             self.commit();

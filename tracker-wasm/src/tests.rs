@@ -255,6 +255,19 @@ fn measures_visible_time_only() {
     call(&mut hidden, VIS, &[], 1.0, T0 + 11_500.0);
     let ev = events(&mut hidden);
     assert!(ev[1].ends_with(r#""engaged_ms":1500}"#), "{ev:?}");
+
+    // The clock set back while the page was visible: no time, then it counts again.
+    let mut t = start("", url("example.com", "/", ""));
+    events(&mut t);
+    call(&mut t, VIS, &[], 1.0, T0 - 5000.0);
+    assert!(events(&mut t).is_empty());
+    call(&mut t, VIS, &[], 0.0, T0 + 1000.0);
+    call(&mut t, VIS, &[], 1.0, T0 + 3000.0);
+    let ev = events(&mut t);
+    assert!(
+        ev.len() == 1 && ev[0].ends_with(r#""engaged_ms":2000}"#),
+        "{ev:?}"
+    );
 }
 
 #[test]
