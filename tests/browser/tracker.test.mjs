@@ -238,6 +238,60 @@ test('the wasm served without application/wasm: instantiated from its bytes, fet
   }
 });
 
+test('a failed send is sent again, the same body, and counted once', async () => {
+  // Between the page and the collector: the first request is answered 503; the second
+  // reaches the collector (which stores it) but its answer is cut off, a network error to
+  // the page; the third goes through, and the collector finds its events already stored.
+  const bodies = [];
+  const flaky = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      bodies.push(body.toString());
+      if (bodies.length === 1) {
+        // The connection closed after it, so that the next request comes on a new one (the
+        // browser itself would send a request again that failed on a reused connection).
+        return res
+          .writeHead(503, { 'access-control-allow-origin': '*', 'retry-after': '1', connection: 'close' })
+          .end();
+      }
+      const up = http.request(
+        `http://127.0.0.1:${collector.port}${req.url}`,
+        { method: 'POST', headers: { ...req.headers, host: `collector.test:${collector.port}` } },
+        (r) => {
+          if (bodies.length === 2) return r.resume().on('end', () => req.socket.destroy());
+          res.writeHead(r.statusCode, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.end(body);
+    });
+  });
+  await new Promise((r) => flaky.listen(0, '127.0.0.1', r));
+  pages['/flaky'] = snippet(collector.port, `data-api="http://collector.test:${flaky.address().port}/api/event"`);
+  const { browser, context } = await launch();
+  try {
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    await page.goto(url('/flaky'), { waitUntil: 'load' });
+    assert.ok(await until(() => bodies.length >= 3), `requests: ${bodies.length}`);
+    assert.equal(bodies[1], bodies[0], 'sent again as it was');
+    assert.equal(bodies[2], bodies[0], 'sent again as it was');
+    const posted = collector.posts().filter((p) => p.body === bodies[0]);
+    assert.equal(posted.length, 2, 'the second and third tries reached the collector');
+    await sleep(1000);
+    const views = ingest.events().filter((e) => e.kind === 'pageview' && e.path === '/flaky');
+    assert.equal(views.length, 1, JSON.stringify(views));
+    assert.equal(bodies.length, 3, 'nothing more once it went through');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+    await new Promise((r) => flaky.close(r));
+  }
+});
+
 test('without WebAssembly: no error, tally stays the stub, nothing is sent', async () => {
   const { browser, context } = await launch();
   try {

@@ -44,12 +44,12 @@ try {
       timer = 0;
       x.c(4) && send(body(), (q = ''));
     },
-    // Sends a body by fetch; the wasm says when to send it again (0: never), else the
-    // queue waits for the next flush.
+    // Sends a body by fetch and tells the wasm its status (a network error has none: 0),
+    // which says when to send it again (0: never), else the queue waits for the next flush.
     send = (b) =>
       fetch(api, { method: 'POST', body: b, keepalive: !0 })
-        .then((r) => r.status, () => 0)
-        .then((status) => ((status = x.c(5, 0, status)) ? setTimeout(send, status, b) : wake())),
+        .catch((e) => e)
+        .then((r) => ((r = x.c(5, 0, r.status)) ? setTimeout(send, r, b) : wake())),
     // A URL as the wasm takes it: resolved against the page (without one, the page's own),
     // and then its parts, as the browser parsed them.
     resolve = (u) => ((u = new URL(u || '', location)), [u.hostname, u.origin, u.pathname, u.search]),
@@ -65,7 +65,7 @@ try {
     tally = (c, a, b) =>
       call(
         3,
-        () => [c, ...resolve(a && (a.url || a.href)), a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[2 - Number.isFinite(v)] + v])],
+        () => [c, ...resolve(a?.url || a?.href), a, ...Object.entries(b || {}).flatMap(([k, v]) => [k, (typeof v)[2 - Number.isFinite(v)] + v])],
         !!a,
       ),
     on = (target, type, f) => target.addEventListener(type, f, !0),
