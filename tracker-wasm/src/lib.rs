@@ -455,8 +455,7 @@ impl Tracker {
         self.exclude_len = self.save(GLOBS, self.a(EXCLUDE), self.b(EXCLUDE), MAX_URL);
         self.host_len = self.save(HOST, self.a(URL), self.b(URL), 256);
         self.screen = screen as u32;
-        // The seed of the ids: the time and the bits of `Math.random()` (the fraction); never
-        // 0, as xorshift needs.
+        // The seed of the ids: the time and the bits of `Math.random()` (the fraction).
         self.rng = screen.to_bits() ^ now;
         self.visible_since = if self.m[self.a(HIDDEN) & MASK] == b't' {
             NEVER
@@ -507,11 +506,11 @@ impl Tracker {
         self.raw(t!(b",{\"url\":\""));
         self.text(PAGE, PAGE + self.page_len);
         // A ULID: 10 characters of time (its 50 low bits, 5 at a time from the top), then 16
-        // random ones (the 64 bits of one step of xorshift64, rotated 5 at a time).
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        // random ones: the seed of the page view plus one per event (as a monotonic ULID
+        // generator counts within a millisecond), its 64 bits rotated 5 at a time. Ids are
+        // unique; the page's events need not look unrelated to one another (their `ts`
+        // orders them anyway), and each page load has its own seed.
+        let x = self.rng.wrapping_add(1);
         self.rng = x;
         self.raw(t!(b"\",\"id\":\""));
         let mut t = now << 14;

@@ -271,6 +271,50 @@ fn measures_visible_time_only() {
 }
 
 #[test]
+fn makes_a_ulid_per_event() {
+    fn ids(p: &mut Page) -> Vec<String> {
+        events(p)
+            .iter()
+            .map(|e| {
+                let at = e.find(r#""id":""#).expect("an id") + 6;
+                e[at..at + 26].to_string()
+            })
+            .collect()
+    }
+    let mut t = start("", url("example.com", "/", ""));
+    for i in 0..30 {
+        event(&mut t, "E", &[], T0 + f64::from(i / 10));
+    }
+    let first = ids(&mut t);
+    assert_eq!(first.len(), 31);
+    for id in &first {
+        assert!(
+            id.bytes()
+                .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)),
+            "{id}"
+        );
+        // The time of the event, to the 32 ms of the tenth character.
+        assert!(id.starts_with("01JDCY9ZR"), "{id}");
+    }
+    // Another page load in the same millisecond, with another `Math.random()`.
+    let mut other = Page {
+        t: Box::<Tracker>::default(),
+        q: String::new(),
+    };
+    let mut f = vec![String::new()];
+    f.extend(url("example.com", "/", ""));
+    f.extend(url("example.com", "/", ""));
+    f.push("false".into());
+    call(&mut other, START, &f, 1440.987_654_321, T0);
+    for _ in 0..30 {
+        event(&mut other, "E", &[], T0);
+    }
+    let second = ids(&mut other);
+    let all: std::collections::HashSet<_> = first.iter().chain(&second).collect();
+    assert_eq!(all.len(), 62, "every id differs: {first:?} {second:?}");
+}
+
+#[test]
 fn records_custom_events_and_the_user_flag() {
     let mut t = start("", url("example.com", "/p", "?utm_campaign=x&q=1"));
     tally(
