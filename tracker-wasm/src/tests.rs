@@ -305,7 +305,7 @@ fn makes_a_ulid_per_event() {
     f.extend(url("example.com", "/", ""));
     f.extend(url("example.com", "/", ""));
     f.push("false".into());
-    call(&mut other, START, &f, 1440.987_654, T0);
+    call(&mut other, START, &f, 1_440.987_654, T0);
     for _ in 0..30 {
         event(&mut other, "E", &[], T0);
     }
