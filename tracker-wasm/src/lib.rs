@@ -210,9 +210,10 @@ pub struct Tracker {
     /// The events in `t.js`'s queue, and their bytes.
     events: u32,
     bytes: usize,
-    /// How many times the `fetch` in flight has been sent (0: none is in flight; it may wait
-    /// to be sent again).
-    tries: u32,
+    /// While a `fetch` is in flight (it may wait to be sent again): the last wait before it
+    /// was sent again, [`FLUSH_MS`] before the first; the next is twice as long. 0: none is
+    /// in flight.
+    backoff: u32,
     page_len: usize,
     host_len: usize,
     exclude_len: usize,
@@ -238,7 +239,7 @@ impl Tracker {
             from: 0,
             events: 0,
             bytes: 0,
-            tries: 0,
+            backoff: 0,
             page_len: 0,
             host_len: 0,
             exclude_len: 0,
@@ -298,21 +299,23 @@ impl Tracker {
                 // `sendBeacon` took the queue; or the timer fired, and the queue goes out by
                 // `fetch` unless one is in flight (or it is empty).
                 let fetch = !set;
-                if fetch && (self.tries > 0 || self.events == 0) {
+                if fetch && (self.backoff > 0 || self.events == 0) {
                     return 0;
                 }
                 (self.events, self.bytes) = (0, 0);
-                self.tries += fetch as u32;
+                if fetch {
+                    self.backoff = FLUSH_MS;
+                }
                 return fetch as u32;
             }
             DONE => {
                 let status = a as u32;
                 if status == 0 || status == 408 || status == 429 || status >= 500 {
                     // Sent again after 2 s, 4 s, 8 s… up to a minute.
-                    self.tries = (self.tries + 1).min(7);
-                    return ((FLUSH_MS / 2) << self.tries).min(MAX_BACKOFF_MS);
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF_MS);
+                    return self.backoff;
                 }
-                self.tries = 0;
+                self.backoff = 0;
                 return 0;
             }
             _ => {}
