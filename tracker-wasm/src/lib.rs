@@ -266,9 +266,8 @@ impl Tracker {
             NAV => self.pageview(0, NONE, now),
             VIS => {
                 beacon = set;
-                if set {
-                    self.leave(now);
-                }
+                // Shown again: hidden until now, so no time is recorded.
+                self.leave(now);
                 self.visible_since = if set { NEVER } else { now };
             }
             TALLY => {
