@@ -457,8 +457,9 @@ impl Tracker {
         self.exclude_len = self.save(GLOBS, self.a(EXCLUDE), self.b(EXCLUDE), MAX_URL);
         self.host_len = self.save(HOST, self.a(URL), self.b(URL), 256);
         self.screen = screen as u32;
-        // The seed of the ids: the time and the bits of `Math.random()` (the fraction).
-        self.rng = screen.to_bits() ^ now;
+        // The seed of the ids: the bits of `Math.random()` (the fraction; the time is in the
+        // ids already).
+        self.rng = screen.to_bits();
         self.visible_since = if self.m[self.a(HIDDEN) & MASK] == b't' {
             NEVER
         } else {
