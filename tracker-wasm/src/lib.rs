@@ -345,6 +345,7 @@ impl Tracker {
     }
 
     /// Where field `k` ends (before it starts when there is no such field).
+    #[inline(always)]
     fn b(&self, k: usize) -> usize {
         self.next(self.a(k))
     }
