@@ -49,7 +49,7 @@ node tracker-wasm/order.mjs "$WORK/opt.wasm" "$WORK/t.wasm"
 wasm="t-$(node -p 'require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("base64url").slice(0, 8)' "$WORK/t.wasm").wasm"
 # The address of the input buffer, which t.js writes to: IN past the start of the state's
 # byte array, whose first bytes are the constant text, the wasm's one data segment.
-text=$(node_modules/.bin/wasm-dis "$WORK/t.wasm" | sed -n 's/^ *(data [^(]*(i32.const \([0-9]*\)) "click,{.*/\1/p')
+text=$(node_modules/.bin/wasm-dis "$WORK/t.wasm" | sed -n 's/^ *(data [^(]*(i32.const \([0-9]*\)) "\\",\\"ts\\":.*/\1/p')
 [ -n "$text" ] || { echo "the wasm's data segment does not start with the constant text" >&2; exit 1; }
 in=$(sed -n 's/^pub const IN: usize = \(0x[0-9a-fA-F]*\);$/\1/p' tracker-wasm/src/lib.rs)
 [ -n "$in" ] || { echo "src/lib.rs does not define IN" >&2; exit 1; }

@@ -121,14 +121,15 @@ fn sep(c: u8) -> bool {
 
 /// The constant text of the events (their JSON keys, the commands, the ULID alphabet), at
 /// [`TEXT`] in [`Tracker::m`], where it is compared and copied like any other text. Each
-/// piece is written once: pieces that are part of others (`event`, `,"props":{"`, `user`…)
-/// are found inside them.
+/// piece is written once: pieces that are part of others (`event`, `pageview`, `,"`, `user`…)
+/// are found inside them. The pieces are in the order that gave the smallest wasm (gzip -9)
+/// of the orders tried: it sets the positions the code holds as numbers, and what gzip finds
+/// repeated.
 const CONST: &[u8] = concat!(
-    "click",
-    r#",{"url":"","id":"","ts":,"kind":"pageview","screen":"#,
-    r#"engagement","engaged_ms":event","name":"Outbound Link: Click","props":{""#,
-    r#","user":truehttputm_,"referrer":""#,
+    r#"","ts":pageview","screen":","id":",{"url":","kind":","user":trueutm_http,"referrer":""#,
+    r#"engagement","engaged_ms":clickevent","name":","props":{""#,
     "0123456789ABCDEFGHJKMNPQRSTVWXYZ",
+    "Outbound Link: Click",
 )
 .as_bytes();
 
