@@ -14,7 +14,7 @@ import { buildOnce, TRACKER_DIR } from './helpers.mjs';
 
 export const BUDGET = 2560;
 /** Today's size: the tracker may only shrink. */
-export const CEILING = 2634;
+export const CEILING = 2611;
 
 function measure() {
   buildOnce();

@@ -352,6 +352,7 @@ impl Tracker {
     }
 
     /// Whether field `k` is the text `s`.
+    #[inline(always)]
     fn is(&self, k: usize, (c, d): (usize, usize)) -> bool {
         self.same(self.a(k), self.b(k), c, d)
     }
@@ -438,11 +439,13 @@ impl Tracker {
     // What is recorded.
 
     /// Whether the URL at field `u` is http(s).
+    #[inline(always)]
     fn is_http(&self, u: usize) -> bool {
         self.has(self.a(u + ORIGIN), t!(b"http"))
     }
 
     /// Whether the URL at field `u` is on the page's host.
+    #[inline(always)]
     fn on_host(&self, u: usize) -> bool {
         self.same(
             self.a(u + HOSTNAME),
