@@ -271,6 +271,12 @@ fn measures_visible_time_only() {
 }
 
 #[test]
+fn writes_crockford_digits() {
+    let digits: Vec<u8> = (0..32).map(crate::crockford).collect();
+    assert_eq!(digits, b"0123456789ABCDEFGHJKMNPQRSTVWXYZ");
+}
+
+#[test]
 fn makes_a_ulid_per_event() {
     fn ids(p: &mut Page) -> Vec<String> {
         events(p)
