@@ -412,9 +412,10 @@ impl Tracker {
 
     /// The text from `a` to `b` as it is (a piece of [`CONST`]).
     #[inline(never)]
-    fn raw(&mut self, (a, b): (usize, usize)) {
-        for i in a..b {
-            self.put(self.m[i & MASK]);
+    fn raw(&mut self, (mut a, b): (usize, usize)) {
+        while a != b {
+            self.put(self.m[a & MASK]);
+            a += 1;
         }
     }
 
