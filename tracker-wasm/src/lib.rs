@@ -390,7 +390,7 @@ impl Tracker {
     #[inline(never)]
     fn cut(&self, a: usize, b: usize, max: usize) -> usize {
         let (mut i, mut chars) = (a, 0);
-        while i < b {
+        while i != b {
             if self.m[i & MASK] & 0xC0 != 0x80 {
                 if chars == max {
                     break;
