@@ -366,8 +366,14 @@ impl Tracker {
     /// Whether the text from `a` on starts with the text from `c` to `d` (a NUL or a field's
     /// end never matches: none of the texts compared holds one).
     #[inline(never)]
-    fn has(&self, a: usize, (c, d): (usize, usize)) -> bool {
-        (c..d).all(|i| self.m[(a + i - c) & MASK] == self.m[i & MASK])
+    fn has(&self, mut a: usize, (mut c, d): (usize, usize)) -> bool {
+        while c != d {
+            if self.m[a & MASK] != self.m[c & MASK] {
+                return false;
+            }
+            (a, c) = (a + 1, c + 1);
+        }
+        true
     }
 
     /// Whether the text from `a` to `b` is the text from `c` to `d`.
