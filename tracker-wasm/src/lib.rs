@@ -583,10 +583,12 @@ impl Tracker {
         if self.is_http(u) && !self.excluded(self.a(u + PATHNAME), self.b(u + PATHNAME)) {
             self.save_url(u);
             let (mut sep, mut keep) = (b'?', false);
-            for i in self.a(u + SEARCH)..self.b(u + SEARCH) {
+            let (mut i, end) = (self.a(u + SEARCH), self.b(u + SEARCH));
+            while i != end {
                 let c = self.m[i & MASK];
+                i += 1;
                 if c == b'?' || c == b'&' {
-                    keep = self.has(i + 1, t!(b"utm_"));
+                    keep = self.has(i, t!(b"utm_"));
                     if keep {
                         self.put(sep);
                         sep = b'&';
