@@ -54,6 +54,9 @@ try {
     // and then its parts, as the browser parsed them.
     resolve = (u) => ((u = new URL(u || '', location)), [u.hostname, u.origin, u.pathname, u.search]),
     nav = () => call(1, resolve),
+    // Whether the page is visible, also right after the start (a page opened hidden sends
+    // its page view at once, by sendBeacon).
+    vis = () => call(2, Array, d.hidden),
     // A click: tally('click', the link clicked, if any, {url: its href}); the wasm keeps
     // outbound ones.
     click = (e) => tally('click', (e = e.target.closest?.('a[href]')), { url: e?.href }),
@@ -70,7 +73,8 @@ try {
       ),
     on = (target, type, f) => target.addEventListener(type, f, !0),
     start = () => {
-      call(0, () => [data.exclude, ...resolve(), ...resolve(d.referrer), d.hidden], screen.width + Math.random());
+      call(0, () => [data.exclude, ...resolve(), ...resolve(d.referrer)], screen.width + Math.random());
+      vis();
       // nav() never throws; a call that throws changed nothing, and throws as before.
       // Hash changes fire popstate too (and the fragment is not part of the URL recorded).
       if (data.spa != 'off') {
@@ -80,7 +84,7 @@ try {
         }
         on(w, 'popstate', nav);
       }
-      on(d, 'visibilitychange', () => call(2, Array, d.hidden));
+      on(d, 'visibilitychange', vis);
       on(w, 'pagehide', () => call(2, Array, 1));
       on(d, 'click', click);
       on(d, 'auxclick', click);

@@ -168,15 +168,14 @@ macro_rules! t {
 
 /// The fields of [`START`]. `t.js` makes the page's other decisions before it: it starts
 /// nothing at all when the visit is not to be tracked (opt-outs, local pages, no `data-site`),
-/// and wires no history listener for `data-spa="off"`.
+/// and wires no history listener for `data-spa="off"`. Right after it, `t.js` tells whether
+/// the page is visible ([`VIS`]): until then, no time is visible.
 pub mod start {
     pub const EXCLUDE: usize = 0;
     /// The page's URL (four fields).
     pub const URL: usize = 1;
     /// `document.referrer` resolved against the page (the page's own URL when there is none).
     pub const REFERRER: usize = 5;
-    /// `document.hidden`: `true` or `false`.
-    pub const HIDDEN: usize = 9;
 }
 
 /// The fields of [`TALLY`]: the command, a URL (four fields: `a.url`, or the `href` of a
@@ -478,11 +477,7 @@ impl Tracker {
         // The seed of the ids: the bits of `Math.random()` (the fraction; the time is in the
         // ids already).
         self.rng = screen.to_bits();
-        self.visible_since = if self.m[self.a(HIDDEN) & MASK] == b't' {
-            NEVER
-        } else {
-            now
-        };
+        // The visible time starts with the call `t.js` makes right after this one ([`VIS`]).
         self.pageview(URL, REFERRER, now);
     }
 

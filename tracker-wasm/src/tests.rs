@@ -85,9 +85,10 @@ fn start_with(s: Start) -> Page {
     let mut f: Vec<String> = vec![s.exclude.into()];
     f.extend(s.page);
     f.extend(s.referrer);
-    f.push(s.hidden.to_string());
     // `screen.width + Math.random()`
     call(&mut p, START, &f, 1440.123456789, T0);
+    // Then whether the page is visible, as `t.js` tells it after the start.
+    call(&mut p, VIS, &[], f64::from(u8::from(s.hidden)), T0);
     p
 }
 
@@ -226,6 +227,14 @@ fn skips_excluded_pages() {
         T0 + 6000.0,
     );
     assert_eq!(events(&mut t).len(), 1);
+
+    // The time on an excluded page is not the next page's.
+    let mut t = start("/admin/*", url("example.com", "/admin/users", ""));
+    call(&mut t, NAV, &url("example.com", "/", ""), 0.0, T0 + 4000.0);
+    call(&mut t, VIS, &[], 1.0, T0 + 7000.0);
+    let ev = events(&mut t);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev[1].ends_with(r#""engaged_ms":3000}"#), "{ev:?}");
 }
 
 #[test]
