@@ -427,10 +427,11 @@ impl Tracker {
     /// The text from `a` to `b`, escaped for a JSON string. Returns whether it holds more
     /// than spaces.
     #[inline(never)]
-    fn text(&mut self, a: usize, b: usize) -> bool {
+    fn text(&mut self, mut a: usize, b: usize) -> bool {
         let mut seen = false;
-        for i in a..b {
-            let c = self.m[i & MASK];
+        while a != b {
+            let c = self.m[a & MASK];
+            a += 1;
             seen |= c > b' ';
             if c == b'"' || c == b'\\' {
                 self.put(b'\\');
