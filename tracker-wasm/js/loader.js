@@ -27,7 +27,6 @@ try {
     q = '',
     x,
     io,
-    timer,
     body = () => '{"site":' + JSON.stringify(data.site) + ',"events":[' + q.slice(1) + ']}',
     // Calls `op` with the strings `args()` returns and the number `a`, queues the events
     // it wrote, sends the queue now by sendBeacon if it says so (bit 0), and else soon.
@@ -39,11 +38,11 @@ try {
         wake();
       } catch (e) {}
     },
-    wake = () => q && !timer && (timer = setTimeout(flush, 1e3)),
-    flush = () => {
-      timer = 0;
-      x.c(4) && send(body(), (q = ''));
-    },
+    // A second after a call that left events queued, the queue goes out by fetch, unless
+    // the wasm says no (one in flight, or the queue already taken): each such call starts
+    // its own timer, so the first to fire takes what is queued.
+    wake = () => q && setTimeout(flush, 1e3),
+    flush = () => x.c(4) && send(body(), (q = '')),
     // Sends a body by fetch and tells the wasm its status (a network error has none: 0),
     // which says when to send it again (0: never), else the queue waits for the next flush.
     send = (b) =>

@@ -49,8 +49,9 @@
 //! `t.js` keeps the queued events as text and sends them as `{"site":…,"events":[…]}`; this
 //! side counts them, and records no event that would take the queue past [`MAX_EVENTS`]
 //! events or [`MAX_BODY`] bytes (so a request never holds more than the collector takes).
-//! Policy: the queue goes out [`FLUSH_MS`] after the first event was queued, by `fetch`
-//! with `keepalive` ([`TAKE`] empties it), or at once by `sendBeacon` when the page is hidden
+//! Policy: the queue goes out [`FLUSH_MS`] after a call that left events in it, by `fetch`
+//! with `keepalive` (`t.js` starts a timer after each such call; when one fires, [`TAKE`]
+//! says whether to send, and empties the queue), or at once by `sendBeacon` when the page is hidden
 //! or left or an outbound link clicked. One `fetch` is in flight at a time: until it is done,
 //! the queue waits (and fills up, then drops further events, while the collector cannot be
 //! reached). A failed `fetch` (network error, `408`, `429`, `5xx`) is sent again, the same
@@ -71,8 +72,8 @@ pub const DONE: u32 = 5;
 /// Send the queue now by `sendBeacon` (the low bit of what the recording calls return).
 pub const BEACON: u32 = 1;
 
-/// Delay between the first queued event and the batch that carries it (in `t.js`), and the
-/// first wait before a failed batch is sent again.
+/// Delay between a call that queued events and the batch that carries them (the timer
+/// `t.js` starts), and the first wait before a failed batch is sent again.
 pub const FLUSH_MS: u32 = 1000;
 /// Longest wait between two tries of a failing collector.
 pub const MAX_BACKOFF_MS: u32 = 60_000;
