@@ -87,8 +87,10 @@ fn start_with(s: Start) -> Page {
     f.extend(s.referrer);
     // `screen.width + Math.random()`
     call(&mut p, START, &f, 1440.123456789, T0);
-    // Then whether the page is visible, as `t.js` tells it after the start.
-    call(&mut p, VIS, &[], f64::from(u8::from(s.hidden)), T0);
+    // Then whether the page is visible, as `t.js` tells it after the start: a page opened
+    // hidden sends its page view at once.
+    let beacon = call(&mut p, VIS, &[], f64::from(u8::from(s.hidden)), T0);
+    assert_eq!(beacon, u32::from(s.hidden) * BEACON);
     p
 }
 
@@ -260,6 +262,8 @@ fn measures_visible_time_only() {
         referrer: url("example.com", "/", ""),
         hidden: true,
     });
+    // Opened hidden: the page view is queued (and sent at once, see `start_with`).
+    assert_eq!(hidden.q.matches("\"kind\":\"pageview\"").count(), 1);
     call(&mut hidden, VIS, &[], 0.0, T0 + 10_000.0);
     call(&mut hidden, VIS, &[], 1.0, T0 + 11_500.0);
     let ev = events(&mut hidden);
